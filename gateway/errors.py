@@ -1,0 +1,84 @@
+"""Registry JSON errors and the Bearer challenges, built in one place."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def registry_error(
+    status: int,
+    code: str,
+    message: str,
+    detail: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None or code == "UNAUTHORIZED":
+        error["detail"] = detail
+    body = json.dumps({"errors": [error]}, separators=(",", ":")) + "\n"
+    return web.Response(
+        status=status,
+        text=body,
+        content_type="application/json",
+        charset="utf-8",
+        headers={**API_VERSION_HEADER, **(headers or {})},
+    )
+
+
+def challenge_header(realm: str, service: str, scope: str | None, error: str | None) -> str:
+    value = f'Bearer realm="{realm}",service="{service}"'
+    if scope:
+        value += f',scope="{scope}"'
+    if error:
+        value += f',error="{error}"'
+    return value
+
+
+def unauthorized(realm: str, service: str, scope: str | None, error: str | None,
+                 detail: Any = None) -> web.Response:
+    """No usable credentials: 401 with a challenge that names what the route needs."""
+    return registry_error(
+        401,
+        "UNAUTHORIZED",
+        "authentication required",
+        detail=detail,
+        headers={"WWW-Authenticate": challenge_header(realm, service, scope, error)},
+    )
+
+
+def denied(realm: str, service: str, scope: str) -> web.Response:
+    """Valid credentials without the access: the same answer whether the repository exists or not.
+
+    401 + insufficient_scope + DENIED is the only shape that makes both Docker stores print
+    "pull access denied ... repository does not exist or may require 'docker login'".
+    """
+    return registry_error(
+        401,
+        "DENIED",
+        "requested access to the resource is denied",
+        headers={"WWW-Authenticate": challenge_header(realm, service, scope, "insufficient_scope")},
+    )
+
+
+def bad_login() -> web.Response:
+    return registry_error(401, "UNAUTHORIZED", "incorrect username or password")
+
+
+def too_many_requests(retry_after: int) -> web.Response:
+    return registry_error(
+        429, "TOOMANYREQUESTS", "too many failed attempts; try again later",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def plain_not_found() -> web.Response:
+    """What the registry's router answers for a path no route matches."""
+    return web.Response(status=404, text="404 page not found\n", headers=API_VERSION_HEADER)
+

@@ -1,0 +1,55 @@
+"""Small helpers shared by the HTTP handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.access import Caller, Refusal
+from gateway.authn import AuthFailure
+from gateway.clientaddr import basic_credentials_allowed, client_address
+from gateway.credentials import BasicCredentials, Credentials, parse_authorization
+from gateway.errors import too_many_requests, unauthorized
+from gateway.services import Services
+from gateway.snapshot import Snapshot
+
+CLIENT_KEY = "rg_client"
+USER_KEY = "rg_user"
+
+
+def request_client(request: web.Request, snapshot: Snapshot) -> str:
+    client = request.get(CLIENT_KEY)
+    if not isinstance(client, str):
+        client = client_address(request, snapshot.settings.server)
+        request[CLIENT_KEY] = client
+    return client
+
+
+def request_credentials(request: web.Request, snapshot: Snapshot) -> Credentials | Refusal:
+    credentials = parse_authorization(request.headers.get("Authorization"))
+    if isinstance(credentials, BasicCredentials) and not basic_credentials_allowed(
+        request, snapshot.settings.server
+    ):
+        return Refusal(AuthFailure.INSECURE_TRANSPORT)
+    return credentials
+
+
+async def identify(
+    request: web.Request, services: Services, snapshot: Snapshot
+) -> Caller | Refusal:
+    credentials = request_credentials(request, snapshot)
+    if isinstance(credentials, Refusal):
+        services.metrics.auth_failures.labels(credentials.reason.value).inc()
+        return credentials
+    caller = await services.access.authenticate(
+        snapshot, credentials, request_client(request, snapshot)
+    )
+    if isinstance(caller, Caller):
+        request[USER_KEY] = caller.label
+    return caller
+
+
+def refusal_response(services: Services, refusal: Refusal, scope: str | None) -> web.Response:
+    """A failed authentication on /v2/: a fresh challenge, or 429 while locked out."""
+    if refusal.retry_after is not None:
+        return too_many_requests(refusal.retry_after)
+    return unauthorized(services.realm, services.service, scope, "invalid_token")

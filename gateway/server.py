@@ -1,0 +1,81 @@
+"""Run the app: listeners, TLS, limits the HTTP parser enforces, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.app import create_app, create_metrics_app
+from gateway.config import LoadedConfig, Settings
+
+log = logging.getLogger("registry_gateway")
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    tls = settings.server.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    return context
+
+
+async def serve(loaded: LoadedConfig, config_path: Path) -> None:
+    settings = loaded.settings
+    limits = settings.server.limits
+    app = create_app(loaded, config_path)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=limits.idle_timeout,
+        max_line_size=limits.max_line_size,
+        max_field_size=limits.max_field_size,
+        max_headers=limits.max_headers,
+    )
+    await runner.setup()
+    host, port = _split(settings.server.listen)
+    site = web.TCPSite(runner, host, port, ssl_context=tls_context(settings), backlog=1024)
+    await site.start()
+    runners = [runner]
+    if settings.server.metrics_listen:
+        metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
+        await metrics_runner.setup()
+        m_host, m_port = _split(settings.server.metrics_listen)
+        await web.TCPSite(metrics_runner, m_host, m_port).start()
+        runners.append(metrics_runner)
+    log.info("registry-gateway listening on %s (public URL %s, upstream %s)",
+             settings.server.listen, settings.server.public_url, settings.upstream.url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        for active in reversed(runners):
+            await active.cleanup()
+
+
+def run(loaded: LoadedConfig, config_path: Path) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        asyncio.run(serve(loaded, config_path))
+    else:
+        uvloop.run(serve(loaded, config_path))

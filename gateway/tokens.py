@@ -1,0 +1,218 @@
+"""ES256 JWTs in the distribution token format, and self-contained refresh tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.authz import ACTIONS, Action
+from gateway.names import valid_name
+from gateway.scope import RepositoryScope
+
+LEEWAY_SECONDS = 60
+ACCESS_TYPE = "JWT"
+REFRESH_TYPE = "refresh+jwt"
+_REQUIRED = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
+
+
+class TokenError(Exception):
+    """The token is not one of ours, or not valid now; the message never includes the token."""
+
+
+def libtrust_kid(public_key: ec.EllipticCurvePublicKey) -> str:
+    """The key id docker/libtrust derives: base32 of the SPKI's SHA-256, in groups of four."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    b32 = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(b32[i : i + 4] for i in range(0, len(b32), 4))
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    kid: str
+
+    @classmethod
+    def from_private_key(cls, key: ec.EllipticCurvePrivateKey) -> SigningKey:
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise ValueError("the token key must be an EC P-256 key")
+        return cls(key, libtrust_kid(key.public_key()))
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls.from_private_key(ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def load(cls, path: Path) -> SigningKey:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{path}: expected an EC P-256 private key")
+        return cls.from_private_key(key)
+
+    def secret(self, purpose: bytes) -> bytes:
+        """A secret derived from the private key, for HMACs that must agree across replicas."""
+        raw = self.private_key.private_numbers().private_value.to_bytes(32, "big")
+        return hmac.new(raw, purpose, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: str  # "" for anonymous
+    jti: str
+    expires_at: float
+    access: Mapping[str, frozenset[Action]]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    subject: str
+    credential_tag: str
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    issued_at: str
+
+
+def rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TokenAuthority:
+    """Issues and verifies tokens for one service with one keyring."""
+
+    def __init__(self, key: SigningKey, service: str, issuer: str, ttl: int, refresh_ttl: int):
+        self._key = key
+        self._public_keys = {key.kid: key.private_key.public_key()}
+        self.service = service
+        self.issuer = issuer
+        self.ttl = ttl
+        self.refresh_ttl = refresh_ttl
+        self._credential_secret = key.secret(b"registry-gateway refresh credential tag")
+
+    @property
+    def kid(self) -> str:
+        return self._key.kid
+
+    def _claims(self, subject: str, now: float, ttl: int) -> dict[str, Any]:
+        return {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "exp": int(now) + ttl,
+            "nbf": int(now) - 1,
+            "iat": int(now),
+            "jti": secrets.token_urlsafe(18),
+        }
+
+    def _sign(self, claims: dict[str, Any], typ: str) -> str:
+        headers = {"typ": typ, "kid": self._key.kid}
+        return jwt.encode(claims, self._key.private_key, algorithm="ES256", headers=headers)
+
+    def issue_access(self, subject: str, granted: Sequence[RepositoryScope],
+                     catalog: bool) -> IssuedToken:
+        now = time.time()
+        access: list[dict[str, Any]] = [
+            {"type": "repository", "name": s.name,
+             "actions": [a for a in ACTIONS if a in s.actions]}
+            for s in granted
+        ]
+        if catalog:
+            access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
+        claims = self._claims(subject, now, self.ttl) | {"access": access}
+        return IssuedToken(self._sign(claims, ACCESS_TYPE), self.ttl, rfc3339(now))
+
+    def credential_tag(self, subject: str, password_hash: bytes) -> str:
+        """Binds a refresh token to the account's current password: a new password revokes it."""
+        mac = hmac.new(self._credential_secret, subject.encode() + b"\0" + password_hash,
+                       hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    def issue_refresh(self, subject: str, password_hash: bytes) -> str:
+        claims = self._claims(subject, time.time(), self.refresh_ttl)
+        claims["cred"] = self.credential_tag(subject, password_hash)
+        return self._sign(claims, REFRESH_TYPE)
+
+    def _decode(self, token: str, typ: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError("malformed token") from exc
+        # The header only picks a key of ours; its alg, jwk, jku, x5c and x5u are never used.
+        kid = header.get("kid")
+        key = self._public_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenError("unknown signing key")
+        if header.get("typ") != typ:
+            raise TokenError("wrong token type")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["ES256"],
+                audience=self.service,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": _REQUIRED, "verify_sub": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {type(exc).__name__}") from exc
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+            raise TokenError("invalid token: bad sub or jti")
+        if not isinstance(claims.get("aud"), str):
+            raise TokenError("invalid token: audience must be a string")
+        return claims
+
+    def verify_access(self, token: str) -> AccessClaims:
+        claims = self._decode(token, ACCESS_TYPE)
+        return AccessClaims(
+            subject=claims["sub"],
+            jti=claims["jti"],
+            expires_at=float(claims["exp"]),
+            access=_parse_access(claims.get("access")),
+        )
+
+    def verify_refresh(self, token: str) -> RefreshClaims:
+        claims = self._decode(token, REFRESH_TYPE)
+        tag = claims.get("cred")
+        if not claims["sub"] or not isinstance(tag, str):
+            raise TokenError("invalid refresh token")
+        return RefreshClaims(claims["sub"], tag)
+
+
+def _parse_access(value: object) -> dict[str, frozenset[Action]]:
+    """The `access` claim, shape checked; any malformed entry rejects the whole token."""
+    if not isinstance(value, list):
+        raise TokenError("invalid token: access must be a list")
+    access: dict[str, frozenset[Action]] = {}
+    for entry in value:
+        if not isinstance(entry, dict):
+            raise TokenError("invalid token: access entries must be objects")
+        rtype, name, actions = entry.get("type"), entry.get("name"), entry.get("actions")
+        if not isinstance(name, str) or not isinstance(actions, list) or not all(
+            isinstance(a, str) for a in actions
+        ):
+            raise TokenError("invalid token: malformed access entry")
+        if rtype == "registry" and name == "catalog":
+            continue
+        if rtype != "repository" or not valid_name(name):
+            raise TokenError("invalid token: unknown access entry")
+        access[name] = access.get(name, frozenset()) | frozenset(
+            a for a in ACTIONS if a in actions
+        )
+    return access

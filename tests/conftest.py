@@ -1,0 +1,92 @@
+"""Fixtures that start real programs on 127.0.0.1 (see tests/support/ for the helpers).
+
+    def test_push(docker: Docker, busybox_image: str, registry_upstream: Upstream) -> None:
+        ref = f"{registry_upstream.host}/team/app:1"
+        docker.run("tag", busybox_image, ref)
+        docker.run("push", ref)
+
+Every program runs in a temporary directory on a free port, is waited for (bounded, with its
+log tail on failure) and is stopped (SIGTERM, then SIGKILL) when the fixture ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import (
+    Ctr,
+    Docker,
+    Dockerd,
+    RedisServer,
+    Skopeo,
+    Upstream,
+    import_busybox,
+    start_dockerd,
+    start_redis,
+    start_registry,
+)
+
+
+@pytest.fixture
+def registry_upstream(tmp_path: Path) -> Iterator[Upstream]:
+    """A fresh plain-HTTP registry for this test: ``.url``, ``.host``, ``.port``, ``.root``.
+
+    ``registry_upstream.seed(["team/app", ...])`` creates repositories in its storage (tmpfs:
+    10,000 in about 0.5 s); ``.stop()`` / ``.start()`` restart it on the same port and storage.
+    """
+    upstream = start_registry(tmp_path / "registry")
+    yield upstream
+    upstream.close()
+
+
+@pytest.fixture(scope="session")
+def registry_upstream_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    """One registry shared by the whole session: use repository names unique to your test."""
+    upstream = start_registry(tmp_path_factory.mktemp("registry"))
+    yield upstream
+    upstream.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server without persistence: ``.url``, ``.port``, ``.client()``, ``.stop()``,
+    ``.start()`` (same port, empty data: an outage)."""
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[Dockerd]:
+    """One private dockerd for the session (``.env``, ``.host``, ``.containerd_socket``)."""
+    daemon = start_dockerd()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def docker(dockerd: Dockerd, tmp_path: Path) -> Docker:
+    """The docker CLI bound to ``dockerd`` with a DOCKER_CONFIG of this test's own."""
+    return dockerd.client(tmp_path / "docker-config")
+
+
+@pytest.fixture(scope="session")
+def busybox_image(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny local image (static busybox; sh, echo, ls, cat, wget): ``rg-test/busybox:1``."""
+    return import_busybox(dockerd.client(), tmp_path_factory.mktemp("busybox"))
+
+
+@pytest.fixture
+def skopeo(tmp_path: Path) -> Skopeo:
+    """skopeo with a permissive policy, an auth file of this test's own and plain HTTP."""
+    return Skopeo(tmp_path / "skopeo")
+
+
+@pytest.fixture
+def ctr(dockerd: Dockerd) -> Iterator[Ctr]:
+    """``ctr`` on dockerd's containerd, namespace ``rg-test``, emptied after the test."""
+    client = Ctr(dockerd.containerd_socket)
+    yield client
+    client.remove_all_images()
