@@ -120,7 +120,7 @@ def _shared_state(shared: SharedState):  # type: ignore[no-untyped-def]
 
 async def reload_config(services: Services) -> bool:
     result = await services.holder.reload()
-    services.metrics.reloads.labels("success" if result.ok else "error").inc()
+    services.metrics.observe_reload(result.ok)
     return result.ok
 
 

@@ -1,13 +1,23 @@
-"""The audit trail: one JSON line per access decision and per completed push, pull or delete."""
+"""The audit trail: one JSON line per access decision, failed login and completed push/pull/delete."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger("registry_gateway.audit")
+
+# Field names that would carry a secret; a caller passing one is a bug, so the value never leaves.
+SECRET_FIELDS = frozenset({"password", "token", "authorization", "cookie", "refresh_token",
+                           "access_token", "password_hash", "secret"})
+REDACTED = "[redacted]"
+FILE_MODE = 0o640  # user names and client addresses: not for every local account
 
 
 class AuditLog:
@@ -21,22 +31,35 @@ class AuditLog:
         self._lock = threading.Lock()
         self._stream: IO[str] = self._open()
 
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
     def _open(self) -> IO[str]:
         if self._path is None:
             return sys.stderr
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        return self._path.open("a", encoding="utf-8", buffering=1)
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
     def reopen(self) -> None:
+        """Open the path afresh (logrotate renamed the old file); keep the old one on failure."""
         if self._path is None:
             return
         with self._lock:
-            old, self._stream = self._stream, self._open()
+            try:
+                new = self._open()
+            except OSError as exc:
+                log.error("cannot reopen the audit file %s, still writing the old one: %s",
+                          self._path, exc)
+                return
+            old, self._stream = self._stream, new
             old.close()
 
     def write(self, event: str, **fields: Any) -> None:
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        line = json.dumps({"time": now, "event": event, **fields}, separators=(",", ":"),
+        safe = {k: (REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in fields.items()}
+        line = json.dumps({"time": now, "event": event, **safe}, separators=(",", ":"),
                           default=str)
         with self._lock:
             try:

@@ -1,4 +1,9 @@
-"""Prometheus metrics on the gateway's own registry; labels stay low-cardinality."""
+"""Prometheus metrics on the gateway's own registry; labels stay low-cardinality.
+
+No label ever holds a repository, user, token, path or client address. The one exception is
+`service_account_expiry_timestamp_seconds{account}`: service accounts are few and named in the
+config, and operators who must not publish their names serve /metrics on `server.metrics_listen`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,21 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
+
+from gateway import __version__
+from gateway.authn import AuthFailure
+from gateway.authz import ACTIONS
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# From a millisecond manifest GET to a many-minute blob transfer.
+# From a sub-millisecond cached decision to a half-hour blob transfer on a slow link.
 DURATION_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 )
 PREFIX = "registry_gateway"
+TOKEN_KINDS = ("access", "refresh")
+UPSTREAM_ERROR_KINDS = ("connect", "timeout", "protocol", "status")
 
 
 class Metrics:
@@ -39,10 +50,17 @@ class Metrics:
             f"{PREFIX}_auth_failures", "Failed authentications", ["reason"], registry=r)
         self.upstream_errors = Counter(
             f"{PREFIX}_upstream_errors", "Upstream registry failures", ["kind"], registry=r)
+        self.upstream_up = Gauge(
+            f"{PREFIX}_upstream_up", "1 if the upstream registry answered the last probe "
+            "(taken on every scrape and /readyz)", registry=r)
         self.bytes = Counter(
             f"{PREFIX}_proxied_bytes", "Body bytes proxied", ["direction"], registry=r)
         self.reloads = Counter(
             f"{PREFIX}_config_reloads", "Config reloads", ["result"], registry=r)
+        self.last_reload_ok = Gauge(
+            f"{PREFIX}_config_last_reload_successful",
+            "1 if the last reload was applied, 0 if it was refused (the old config serves)",
+            registry=r)
         self.last_reload = Gauge(
             f"{PREFIX}_config_last_reload_success_timestamp_seconds",
             "When the running config was loaded", registry=r)
@@ -57,13 +75,29 @@ class Metrics:
         self.redis_fallbacks = Counter(
             f"{PREFIX}_state_fallbacks", "Shared-state operations served in-process "
             "because Redis failed", ["store"], registry=r)
+        self.build_info = Gauge(
+            f"{PREFIX}_build_info", "The running gateway's version", ["version"], registry=r)
+        self._initialize_series()
+
+    def _initialize_series(self) -> None:
+        # Known label values start at 0, so rate() and alerts see a series before its first event.
         for result in ("hit", "miss", "error"):
             self.decision_cache.labels(result)
         for result in ("success", "error"):
             self.reloads.labels(result)
         for direction in ("upload", "download"):
             self.bytes.labels(direction)
-        self.upstream_errors.labels("connect")
+        for kind in UPSTREAM_ERROR_KINDS:
+            self.upstream_errors.labels(kind)
+        for kind in TOKEN_KINDS:
+            self.tokens_issued.labels(kind)
+        for reason in AuthFailure:
+            self.auth_failures.labels(reason.value)
+        for action in ACTIONS:
+            for result in ("allow", "deny"):
+                self.decisions.labels(action, result)
+        self.last_reload_ok.set(1)
+        self.build_info.labels(__version__).set(1)
 
     def observe_config(self, fingerprint: str, loaded_at: float,
                        expiries: Mapping[str, datetime | None]) -> None:
@@ -75,8 +109,14 @@ class Metrics:
             if expires is not None:
                 self.account_expiry.labels(account).set(expires.timestamp())
 
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+    def observe_reload(self, ok: bool) -> None:
+        self.reloads.labels("success" if ok else "error").inc()
+        self.last_reload_ok.set(1 if ok else 0)
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition in the format the scraper asks for (OpenMetrics or text 0.0.4)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
 
 
 def method_label(method: str) -> str:

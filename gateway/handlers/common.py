@@ -39,13 +39,33 @@ async def identify(
     credentials = request_credentials(request, snapshot)
     if isinstance(credentials, Refusal):
         services.metrics.auth_failures.labels(credentials.reason.value).inc()
+        audit_refusal(request, services, credentials, None)
         return credentials
     caller = await services.access.authenticate(
         snapshot, credentials, request_client(request, snapshot)
     )
     if isinstance(caller, Caller):
         request[USER_KEY] = caller.label
+    else:
+        username = credentials.username if isinstance(credentials, BasicCredentials) else None
+        audit_refusal(request, services, caller, username)
     return caller
+
+
+def audit_refusal(
+    request: web.Request, services: Services, refusal: Refusal, username: str | None
+) -> None:
+    """A failed authentication in the audit trail: who tried, from where, why; never the secret."""
+    services.audit.write(
+        "login",
+        request_id=request.get("rg_request_id"),
+        client=request_client(request, services.holder.current),
+        user=username or "anonymous",
+        route="token" if request.path == "/token" else "v2",
+        result="deny",
+        reason=refusal.reason.value,
+        status=429 if refusal.retry_after is not None else 401,
+    )
 
 
 def refusal_response(services: Services, refusal: Refusal, scope: str | None) -> web.Response:

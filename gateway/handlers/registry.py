@@ -121,8 +121,10 @@ async def _repository(
     _audit(request, services, caller, routed, verdict, status, size, started)
     completed = COMPLETED.get((routed.route, request.method, status))
     if completed:
-        services.audit.write(completed, client=request.get(CLIENT_KEY), user=caller.label,
-                             repository=routed.name, reference=routed.reference, bytes=size)
+        services.audit.write(completed, request_id=request.get("rg_request_id"),
+                             client=request.get(CLIENT_KEY), user=caller.label,
+                             repository=routed.name, reference=routed.reference, status=status,
+                             bytes=size)
     return response
 
 

@@ -12,7 +12,7 @@ from gateway.authn import AuthFailure
 from gateway.authz import account_gate
 from gateway.credentials import BasicCredentials, NoCredentials
 from gateway.errors import bad_login, registry_error, too_many_requests
-from gateway.handlers.common import request_client, request_credentials
+from gateway.handlers.common import audit_refusal, request_client, request_credentials
 from gateway.scope import RepositoryScope, parse_scopes
 from gateway.services import SERVICES, Services
 from gateway.snapshot import Snapshot
@@ -34,6 +34,7 @@ async def handle_token(request: web.Request) -> web.StreamResponse:
     credentials = request_credentials(request, snapshot)
     if isinstance(credentials, Refusal):
         services.metrics.auth_failures.labels(credentials.reason.value).inc()
+        audit_refusal(request, services, credentials, None)
         return _refused(credentials)
     account: Account | None = None
     if isinstance(credentials, BasicCredentials):
@@ -41,10 +42,12 @@ async def handle_token(request: web.Request) -> web.StreamResponse:
             snapshot, credentials.username, credentials.password, request_client(request, snapshot)
         )
         if isinstance(result, Refusal):
+            audit_refusal(request, services, result, credentials.username)
             return _refused(result)
         account = result
     elif not isinstance(credentials, NoCredentials):
         services.metrics.auth_failures.labels(AuthFailure.MALFORMED.value).inc()
+        audit_refusal(request, services, Refusal(AuthFailure.MALFORMED), None)
         return bad_login()
     offline = request.query.get("offline_token", "").lower() == "true"
     return await _grant(services, snapshot, account, request.query.getall("scope", []),
@@ -67,12 +70,14 @@ async def _post(request: web.Request, services: Services, snapshot: Snapshot) ->
         credentials = request_credentials(request, snapshot)
         if isinstance(credentials, Refusal):
             services.metrics.auth_failures.labels(credentials.reason.value).inc()
+            audit_refusal(request, services, credentials, None)
             return _refused(credentials)
         result = await services.access.login(
             snapshot, fields.get("username", ""), fields.get("password", ""),
             request_client(request, snapshot),
         )
         if isinstance(result, Refusal):
+            audit_refusal(request, services, result, fields.get("username"))
             return _refused(result)
         offline = fields.get("access_type") == "offline"
         return await _grant(services, snapshot, result, scopes, offline, None, oauth=True)
@@ -81,6 +86,7 @@ async def _post(request: web.Request, services: Services, snapshot: Snapshot) ->
         account = _refresh_account(services, snapshot, refresh)
         if account is None:
             services.metrics.auth_failures.labels(AuthFailure.BAD_TOKEN.value).inc()
+            audit_refusal(request, services, Refusal(AuthFailure.BAD_TOKEN), None)
             return bad_login()
         return await _grant(services, snapshot, account, scopes, False, refresh, oauth=True)
     return registry_error(400, "UNSUPPORTED", "unsupported grant_type")

@@ -70,6 +70,12 @@ def test_registry_restarts_on_same_port_with_its_data(registry_upstream: Upstrea
     assert get_json(registry_upstream, "/v2/_catalog")[2] == {"repositories": ["kept/repo"]}
 
 
+def test_session_registry_is_shared_and_on_tmpfs(registry_upstream_session: Upstream) -> None:
+    status, _, body = get_json(registry_upstream_session, "/v2/")
+    assert (status, body) == (200, {})
+    assert registry_upstream_session.owns_storage
+
+
 def test_seed_refuses_path_tricks(registry_upstream: Upstream) -> None:
     for bad in ("", "a//b", "../etc", "a/./b", "a/_layers"):
         with pytest.raises(ValueError, match="not a repository name"):
@@ -112,9 +118,7 @@ def test_docker_push_pull_run_against_plain_http_registry(
     docker.run("rmi", ref)
 
 
-def test_docker_config_dir_is_per_test(
-    docker: Docker, registry_upstream: Upstream, tmp_path: Path
-) -> None:
+def test_docker_config_dir_is_per_test(docker: Docker, registry_upstream: Upstream, tmp_path: Path) -> None:
     # The bare registry needs no auth, so login succeeds and just stores the credentials.
     assert "Login Succeeded" in docker.login(registry_upstream.host, "alice", "s3cret").stdout
     auths = json.loads((docker.config_dir / "config.json").read_text())["auths"]

@@ -25,9 +25,7 @@ class Ctr:
     def __repr__(self) -> str:
         return f"<Ctr {self.address} -n {self.namespace}>"
 
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         argv = [self.binary, "--address", str(self.address), "--namespace", self.namespace, *args]
         env = clean_env(drop=("CONTAINERD_ADDRESS", "CONTAINERD_NAMESPACE"))
         return run_command(argv, env=env, check=check, timeout=timeout)

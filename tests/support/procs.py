@@ -4,14 +4,15 @@ Every program runs in its own session with its output in a log file. Waiting for
 bounded, and a program that does not come up is reported with the tail of its log. Stopping is
 SIGTERM, then SIGKILL for the whole process group. As a safety net, the kernel kills (or
 terminates) each child when the test process dies (``PR_SET_PDEATHSIG``), and an ``atexit`` hook
-stops whatever a broken teardown left running.
+stops whatever a broken teardown left running. The death signal is set by util-linux's
+``setpriv --pdeathsig`` (which then execs the program, same pid) rather than a ``preexec_fn``,
+which is unsafe when the test process has threads.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -24,8 +25,6 @@ from typing import IO, TypeVar
 
 T = TypeVar("T")
 
-_PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
 _LIVE: set[ManagedProcess] = set()
 _EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -155,7 +154,7 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
-        death_signal: int = signal.SIGKILL,
+        death_signal: int | None = signal.SIGKILL,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -184,16 +183,18 @@ class ManagedProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log.write(f"--- {time.strftime('%H:%M:%S')} start: {_quote(self.argv)}\n".encode())
         self._log.flush()
-        death_signal = self.death_signal
+        argv = self.argv
+        if self.death_signal:
+            signame = signal.Signals(self.death_signal).name.removeprefix("SIG")
+            argv = [find_program("setpriv"), f"--pdeathsig={signame}", "--", *argv]
         self._proc = subprocess.Popen(
-            self.argv,
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
             cwd=self.cwd,
             start_new_session=True,
-            preexec_fn=lambda: _LIBC.prctl(_PR_SET_PDEATHSIG, death_signal),
         )
         _LIVE.add(self)
 

@@ -7,12 +7,14 @@ import http.client
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from .procs import ManagedProcess, find_program, remove_tree, start_on_free_port
 
 REPOSITORIES_SUBDIR = Path("docker/registry/v2/repositories")
+_OWNER_FILE = ".rg-test-owner"
 
 
 class Upstream:
@@ -106,9 +108,7 @@ def start_registry(
     root = storage if storage is not None else scratch_dir("rg-registry-")
 
     def start(port: int) -> Upstream:
-        upstream = Upstream(
-            workdir, port, storage=root, owns_storage=owns_storage, access_log=access_log
-        )
+        upstream = Upstream(workdir, port, storage=root, owns_storage=owns_storage, access_log=access_log)
         upstream.start(timeout=timeout)
         return upstream
 
@@ -121,10 +121,36 @@ def start_registry(
 
 
 def scratch_dir(prefix: str) -> Path:
-    """A new directory on tmpfs (/dev/shm) if possible, else in the default temp directory."""
+    """A new directory on tmpfs (/dev/shm) if possible, else in the default temp directory.
+
+    It records the creating process; directories whose process is gone (a test run killed with
+    SIGKILL) are deleted here, so tmpfs does not fill up with old storage.
+    """
     shm = "/dev/shm"
-    base = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    base = Path(shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir())
+    for stale in base.glob(f"{prefix}*"):
+        if not _owner_alive(stale):
+            remove_tree(stale)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    (path / _OWNER_FILE).write_text(str(os.getpid()))
+    return path
+
+
+def _owner_alive(path: Path) -> bool:
+    try:
+        pid = int((path / _OWNER_FILE).read_text())
+    except (OSError, ValueError):
+        # No owner yet: another process may have just created it; only old ones are stale.
+        with contextlib.suppress(OSError):
+            return time.time() - path.stat().st_mtime < 300
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def registry_config(root: Path, port: int, *, access_log: bool = True) -> str:

@@ -1,0 +1,71 @@
+"""/ui/login and /ui/logout: the registry's own accounts and lockout, a session on success."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+
+from gateway.access import Refusal
+from gateway.clientaddr import basic_credentials_allowed
+from gateway.handlers.common import request_client
+from gateway.ui.render import error_page, render
+from gateway.ui.visit import Visit, end_session, start_session
+
+MAX_USERNAME = 256
+MAX_PASSWORD = 1024
+BAD_LOGIN = "Incorrect username or password."
+
+
+async def checked_form(request: web.Request, visit: Visit) -> MultiDictProxy[str] | web.Response:
+    """The posted fields, or the 403 page when the CSRF token is missing or wrong."""
+    form = await request.post()
+    token = form.get("csrf_token")
+    if isinstance(token, str) and visit.ui.codec.csrf_ok(token, visit.csrf_cookie, visit.sid):
+        return MultiDictProxy(MultiDict((k, v) for k, v in form.items() if isinstance(v, str)))
+    return error_page(request, visit, 403, "Form expired",
+                      "This form was not sent from this page, or it has expired. "
+                      "Go back, reload the page and try again.")
+
+
+def see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+async def login_form(request: web.Request, visit: Visit) -> web.StreamResponse:
+    return render(request, visit, "login.html", {"username": ""})
+
+
+async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
+    form = await checked_form(request, visit)
+    if isinstance(form, web.Response):
+        return form
+    snapshot = visit.snapshot
+    if not basic_credentials_allowed(request, snapshot.settings.server):
+        return error_page(request, visit, 403, "Sign-in needs HTTPS",
+                          "Passwords are accepted only over HTTPS (or on this machine).")
+    username = form.get("username", "")[:MAX_USERNAME]
+    password = form.get("password", "")[:MAX_PASSWORD + 1]
+    client = request_client(request, snapshot)
+    result = await visit.services.access.login(snapshot, username, password, client)
+    known = username in snapshot.policy.accounts
+    visit.services.audit.write("ui_login", client=client, user=username if known else None,
+                               result="deny" if isinstance(result, Refusal) else "allow")
+    if isinstance(result, Refusal):
+        if result.retry_after is not None:
+            return error_page(
+                request, visit, 429, "Too many attempts",
+                f"Too many failed sign-ins. Try again in {result.retry_after} seconds.",
+                headers={"Retry-After": str(result.retry_after)})
+        return render(request, visit, "login.html", {"username": username, "error": BAD_LOGIN})
+    response = see_other("/ui/")
+    start_session(request, visit, result, response)
+    return response
+
+
+async def logout(request: web.Request, visit: Visit) -> web.StreamResponse:
+    form = await checked_form(request, visit)
+    if isinstance(form, web.Response):
+        return form
+    response = see_other("/ui/")
+    end_session(request, visit, response)
+    return response
