@@ -27,6 +27,7 @@ from gateway.services import SERVICES, Services
 from gateway.snapshot import Snapshot, build_snapshot
 from gateway.state import SharedState, open_shared_state
 from gateway.tokens import SigningKey, TokenAuthority
+from gateway.ui import setup_ui
 
 log = logging.getLogger("registry_gateway")
 MAX_FORM_BYTES = 64 * 1024
@@ -85,6 +86,8 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
         app.router.add_get("/metrics", ops.metrics)
     app.router.add_route("*", "/v2", handle_v2)
     app.router.add_route("*", r"/v2/{tail:.*}", handle_v2)
+    if settings.ui.enabled:
+        setup_ui(app, settings)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -208,8 +208,8 @@ class LoadedConfig:
 
     settings: Settings
     htpasswd_users: Mapping[str, HtpasswdEntry]
-    raw: Mapping[str, Any]
-    htpasswd_text: str
+    raw: Mapping[str, Any] = field(repr=False)  # holds the password hashes
+    htpasswd_text: str = field(repr=False)
     warnings: tuple[Problem, ...]
 
 

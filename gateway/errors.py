@@ -10,17 +10,18 @@ from aiohttp import web
 
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 JSON_TYPE = "application/json; charset=utf-8"
+OMIT: Any = object()  # leave "detail" out of the error entirely
 
 
 def registry_error(
     status: int,
     code: str,
     message: str,
-    detail: Any = None,
+    detail: Any = OMIT,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
-    if detail is not None or code == "UNAUTHORIZED":
+    if detail is not OMIT:
         error["detail"] = detail
     body = json.dumps({"errors": [error]}, separators=(",", ":")) + "\n"
     return web.Response(

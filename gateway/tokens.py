@@ -84,7 +84,7 @@ class RefreshClaims:
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
-    token: str
+    token: str = field(repr=False)
     expires_in: int
     issued_at: str
 

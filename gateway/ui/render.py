@@ -55,11 +55,17 @@ def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         visit = begin_visit(request)
         try:
             response = await handler(request, visit)
+        except web.HTTPException:
+            raise
         except UpstreamError as failure:
             log.warning("ui page %s: upstream %s", request.path, failure.kind)
             response = error_page(request, visit, failure.status, "Registry unavailable",
                                   "The registry behind the gateway did not answer. "
                                   "Try again in a moment.")
+        except Exception:
+            log.exception("ui page %s failed", request.path)
+            response = error_page(request, visit, 500, "Something went wrong",
+                                  "The page could not be shown; the error is in the gateway's log.")
         apply_cookies(request, visit, response)
         return response
 

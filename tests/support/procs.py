@@ -179,6 +179,7 @@ class ManagedProcess:
     def start(self) -> None:
         if self.running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
+        self.stop()  # reap an earlier run that exited by itself, close its log
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log.write(f"--- {time.strftime('%H:%M:%S')} start: {_quote(self.argv)}\n".encode())
