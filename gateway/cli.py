@@ -47,7 +47,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     loaded = _load(path)
     if loaded is None:
         return 1
-    run(loaded, path)
+    try:
+        run(loaded, path)
+    except OSError as exc:
+        # Typically a port in use or an unreadable TLS or key file: say so, no traceback.
+        print(f"registry-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from support import ManagedProcess, start_on_free_port
-from support.procs import find_program
+from support.procs import ManagedProcess, find_program, start_on_free_port
 
 ALERTS = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "alerts.yml"
 
