@@ -68,6 +68,9 @@ class AccessControl:
         self._lockout = lockout
         self._metrics = metrics
         self._attempt_secret = attempt_secret
+        # Bound once: labels() takes a lock and validates on every call, on the hot path.
+        self._cache_results = {result: metrics.decision_cache.labels(result)
+                               for result in ("hit", "miss", "error")}
 
     def _fail(self, reason: AuthFailure, retry_after: int | None = None) -> Refusal:
         self._metrics.auth_failures.labels(reason.value).inc()
@@ -124,14 +127,16 @@ class AccessControl:
         gate = account_gate(snapshot.policy, subject, datetime.now(UTC))
         if gate is not None:
             return gate
-        key = DecisionKey(snapshot.fingerprint, subject or "", repository, action)
-        cached = await self._cache.get(key)
+        key = DecisionKey(snapshot.decision_fingerprint, subject or "", repository, action)
+        lookup = await self._cache.get(key)
+        cached = lookup.value
         if cached is not None and (cached.rule_index is None
                                    or cached.rule_index < len(snapshot.policy.rules)):
-            self._metrics.decision_cache.labels("hit").inc()
+            self._cache_results["hit"].inc()
             rule = None if cached.rule_index is None else snapshot.policy.rules[cached.rule_index]
             return Decision(cached.allowed, Reason.RULE if rule else Reason.NO_RULE, rule)
-        self._metrics.decision_cache.labels("miss").inc()
+        # A failed shared level is an error, never a verdict: the config decides.
+        self._cache_results["error" if lookup.failed else "miss"].inc()
         decision = rule_decision(snapshot.policy, subject, repository, action)
         index = decision.rule.index if decision.rule is not None else None
         await self._cache.put(key, CachedDecision(decision.allowed, index))

@@ -19,6 +19,7 @@ from gateway.config import LoadedConfig
 from gateway.handlers import ops
 from gateway.handlers.registry import handle_v2
 from gateway.handlers.token import handle_token
+from gateway.limits import CONNECTION_LIMITS, ConnectionLimits, request_phases
 from gateway.metrics import Metrics
 from gateway.middleware import observe
 from gateway.proxy import Upstream
@@ -49,7 +50,7 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     tokens = TokenAuthority(key, settings.token.service, settings.token.issuer,
                             settings.token.ttl, settings.token.refresh_ttl)
     holder = ConfigHolder(config_path, snapshot)
-    shared = SharedState(settings, metrics)
+    shared = SharedState(settings, metrics, key.secret(b"registry-gateway decision cache"))
     access = AccessControl(
         tokens=tokens,
         passwords=PasswordChecker(CredentialCache(settings.auth.credential_cache_ttl)),
@@ -74,8 +75,9 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     holder.on_change(shared.apply)
     _observe_config(metrics, snapshot)
 
-    app = web.Application(middlewares=[observe], client_max_size=MAX_FORM_BYTES)
+    app = web.Application(middlewares=[request_phases, observe], client_max_size=MAX_FORM_BYTES)
     app[SERVICES] = services
+    app[CONNECTION_LIMITS] = ConnectionLimits(settings.server.limits)
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(_shared_state(shared))
     app.cleanup_ctx.append(_signals_and_watch)
@@ -109,6 +111,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     await services.upstream.open()
     yield
+    await services.catalog.close()
     await services.upstream.close()
     services.audit.close()
 

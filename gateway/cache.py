@@ -1,15 +1,16 @@
-"""Decision caches: one protocol; an in-process LRU, optionally in front of Redis."""
+"""Decision caches: one protocol and the in-process LRU (gateway/redis_decisions.py adds Redis)."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionKey:
+class DecisionKey(NamedTuple):
+    """A tuple, so hashing and comparing it on the hot path happen in C."""
+
     fingerprint: str
     subject: str  # "" for anonymous
     repository: str
@@ -36,28 +37,33 @@ class CachedDecision:
         return cls(allowed == "1", int(index) if index else None)
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A cache answer. `failed`: a shared level could not answer, so the caller decides from the
+    config (a miss that is counted as an error)."""
+
+    value: CachedDecision | None
+    failed: bool = False
+
+
+MISS = Lookup(None)
+
+
 class DecisionCache(Protocol):
-    async def get(self, key: DecisionKey) -> CachedDecision | None: ...
+    """Keys carry the config fingerprint, so entries never need invalidating, only expire."""
+
+    async def get(self, key: DecisionKey) -> Lookup: ...
 
     async def put(self, key: DecisionKey, value: CachedDecision) -> None: ...
-
-    @property
-    def errors(self) -> int:
-        """Failed operations on a shared level since start (0 for in-process caches)."""
-        ...
 
 
 class MemoryDecisionCache:
     """A bounded LRU with a TTL per entry."""
 
     def __init__(self, ttl: float, max_entries: int) -> None:
-        self._ttl = ttl
-        self._max = max_entries
+        self.ttl = ttl
+        self.max_entries = max_entries
         self._entries: OrderedDict[DecisionKey, tuple[float, CachedDecision]] = OrderedDict()
-
-    @property
-    def errors(self) -> int:
-        return 0
 
     def get_now(self, key: DecisionKey) -> CachedDecision | None:
         entry = self._entries.get(key)
@@ -70,13 +76,17 @@ class MemoryDecisionCache:
         return entry[1]
 
     def put_now(self, key: DecisionKey, value: CachedDecision, ttl: float | None = None) -> None:
-        self._entries[key] = (time.monotonic() + (self._ttl if ttl is None else ttl), value)
+        self._entries[key] = (time.monotonic() + (self.ttl if ttl is None else ttl), value)
         self._entries.move_to_end(key)
-        if len(self._entries) > self._max:
+        while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    async def get(self, key: DecisionKey) -> CachedDecision | None:
-        return self.get_now(key)
+    def clear(self) -> None:
+        self._entries.clear()
+
+    async def get(self, key: DecisionKey) -> Lookup:
+        value = self.get_now(key)
+        return MISS if value is None else Lookup(value)
 
     async def put(self, key: DecisionKey, value: CachedDecision) -> None:
         self.put_now(key, value)

@@ -303,6 +303,10 @@ def load_config_text(text: str, base_dir: Path) -> LoadedConfig:
                             for p in htpasswd_problems)
 
     problems.extend(reference_problems(data, htpasswd_users))
+    if settings is not None:
+        from gateway.filechecks import file_problems  # needs settings; imports the token code
+
+        problems.extend(file_problems(settings))
     if problems or settings is None:
         raise ConfigError(problems)
     if settings.htpasswd_file is not None and not settings.htpasswd_file.is_absolute():

@@ -43,12 +43,12 @@ def challenge_header(realm: str, service: str, scope: str | None, error: str | N
 
 
 def unauthorized(realm: str, service: str, scope: str | None, error: str | None,
-                 detail: Any = None) -> web.Response:
+                 detail: Any = None, message: str = "authentication required") -> web.Response:
     """No usable credentials: 401 with a challenge that names what the route needs."""
     return registry_error(
         401,
         "UNAUTHORIZED",
-        "authentication required",
+        message,
         detail=detail,
         headers={"WWW-Authenticate": challenge_header(realm, service, scope, error)},
     )
@@ -70,6 +70,14 @@ def denied(realm: str, service: str, scope: str) -> web.Response:
 
 def bad_login() -> web.Response:
     return registry_error(401, "UNAUTHORIZED", "incorrect username or password")
+
+
+# Said before any account is looked at, so it tells nothing about the account.
+INSECURE_CREDENTIALS = "credentials are accepted only over https"
+
+
+def insecure_credentials() -> web.Response:
+    return registry_error(401, "UNAUTHORIZED", INSECURE_CREDENTIALS)
 
 
 def too_many_requests(retry_after: int) -> web.Response:

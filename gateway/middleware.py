@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -16,6 +17,7 @@ from gateway.services import SERVICES
 
 log = logging.getLogger("registry_gateway.http")
 REQUEST_ID_KEY = "rg_request_id"
+CLIENT_CLOSED = 499  # nginx's status for a request the client abandoned
 
 
 def _route_label(request: web.Request) -> str:
@@ -48,6 +50,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        status = CLIENT_CLOSED  # the client went away mid-answer; nothing left to tell it
         raise
     except Exception:
         log.exception("unhandled error in request %s", request[REQUEST_ID_KEY])

@@ -14,12 +14,15 @@ from gateway.problems import ConfigError
 from gateway.snapshot import Snapshot, build_snapshot
 
 log = logging.getLogger("registry_gateway.reload")
+FULL_CHECK_POLLS = 30
 
 # Read once at start: changing these needs a restart (listeners, TLS, upstream, Redis, key).
 RESTART_ONLY = ("server", "upstream")
-RESTART_ONLY_FIELDS = (("cache", "redis_url"), ("cache", "sentinel"), ("token", "key_file"),
-                       ("token", "service"), ("token", "issuer"), ("ui", "enabled"),
-                       ("ui", "session_secret_file"), ("audit", "file"))
+RESTART_ONLY_FIELDS = (
+    ("cache", "redis_url"), ("cache", "sentinel"), ("cache", "redis_timeout"),
+    ("token", "key_file"), ("token", "service"), ("token", "issuer"),
+    ("ui", "enabled"), ("ui", "session_secret_file"), ("audit", "file"),
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ class ConfigHolder:
         self.path = path
         self.current = snapshot
         self.last_result = ReloadResult(True, True, "loaded at start")
+        self._file_stamp = self._stamp()
         self._file_digest = self._digest()
+        self._polls = 0
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._lock = asyncio.Lock()
 
@@ -70,7 +75,10 @@ class ConfigHolder:
                 return result
             snapshot, kept = result
             changed = snapshot.fingerprint != self.current.fingerprint
+            previous_htpasswd = self.current.settings.htpasswd_file
             self.current = snapshot
+            if snapshot.settings.htpasswd_file != previous_htpasswd:
+                self.mark_seen()  # watch the htpasswd file it names now
             for listener in self._listeners:
                 listener(snapshot)
             message = f"config {snapshot.fingerprint} loaded"
@@ -83,7 +91,7 @@ class ConfigHolder:
             return self.last_result
 
     def _load(self) -> tuple[Snapshot, list[str]] | ReloadResult:
-        self._file_digest = self._digest()
+        self.mark_seen()
         try:
             loaded = load_config(self.path)
         except ConfigError as exc:
@@ -95,20 +103,43 @@ class ConfigHolder:
         return build_snapshot(loaded), kept
 
     def mark_seen(self) -> None:
+        self._file_stamp = self._stamp()
         self._file_digest = self._digest()
 
     def file_changed(self) -> bool:
+        """Cheap when nothing changed: the content is read only when a stat() differs, and every
+        FULL_CHECK_POLLS polls (a same-size rewrite within one mtime tick)."""
+        stamp = self._stamp()
+        self._polls += 1
+        if stamp == self._file_stamp and self._polls % FULL_CHECK_POLLS:
+            return False
+        self._file_stamp = stamp
         return self._digest() != self._file_digest
+
+    def _paths(self) -> tuple[Path, ...]:
+        htpasswd = self.current.settings.htpasswd_file
+        return (self.path,) if htpasswd is None else (self.path, htpasswd)
+
+    def _stamp(self) -> tuple[tuple[int, int, int], ...]:
+        stamps = []
+        for path in self._paths():
+            try:
+                info = path.stat()
+            except OSError:
+                stamps.append((-1, -1, -1))
+            else:
+                stamps.append((info.st_mtime_ns, info.st_size, info.st_ino))
+        return tuple(stamps)
 
     def _digest(self) -> str:
         """A digest of the config file and the htpasswd file it names."""
         digest = hashlib.sha256()
-        htpasswd = self.current.settings.htpasswd_file
-        for path in (self.path, htpasswd):
+        for path in self._paths():
             try:
-                digest.update(path.read_bytes() if path else b"")
+                digest.update(path.read_bytes())
             except OSError:
                 digest.update(b"\0missing")
+            digest.update(b"\0")
         return digest.hexdigest()
 
 

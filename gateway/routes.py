@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 from gateway.authz import Action
@@ -24,7 +25,7 @@ _METHODS: dict[str, dict[str, tuple[Action, ...]]] = {
                "DELETE": PUSH_ONLY},
 }
 SINGLE_VALUED = ("mount", "from", "digest", "_state")
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/")
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def required_actions(routed: RoutedPath, method: str) -> tuple[Action, ...] | None:
@@ -35,10 +36,20 @@ def required_actions(routed: RoutedPath, method: str) -> tuple[Action, ...] | No
     return _METHODS.get(kind, {}).get(method)
 
 
-def query_problem(query: str, content_type: str) -> str | None:
-    """Refuse what the registry would read differently than we do (protocol.md §5.3)."""
-    if content_type.lower().startswith(FORM_TYPES):
+def query_problem(query: str, content_types: str | Sequence[str]) -> str | None:
+    """Refuse what the registry would read differently than we do (protocol.md §5.3).
+
+    Go's `FormValue` reads form bodies before the query string and takes the first of repeated
+    values; Go's `mime.ParseMediaType` lowercases and trims the type, so we do too.
+    """
+    types = [content_types] if isinstance(content_types, str) else list(content_types)
+    if len(types) > 1:
+        return "more than one Content-Type header"
+    media = types[0].split(";", 1)[0].strip().lower() if types else ""
+    if not media.isascii() or media == FORM_TYPE or media.startswith("multipart/"):
         return "form-encoded bodies are not accepted"
+    if ";" in query:
+        return "';' is not a query separator"
     seen: set[str] = set()
     for key, _ in parse_qsl(query, keep_blank_values=True):
         if key in SINGLE_VALUED:

@@ -1,4 +1,4 @@
-"""Run the app: listeners, TLS, limits the HTTP parser enforces, graceful stop."""
+"""Run the app: listeners, TLS, the limits of the HTTP parser and of connections, graceful stop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway.app import create_app, create_metrics_app
 from gateway.config import LoadedConfig, Settings
+from gateway.limits import CONNECTION_LIMITS, LimitedSite
 
 log = logging.getLogger("registry_gateway")
 
@@ -47,7 +48,9 @@ async def serve(loaded: LoadedConfig, config_path: Path) -> None:
     )
     await runner.setup()
     host, port = _split(settings.server.listen)
-    site = web.TCPSite(runner, host, port, ssl_context=tls_context(settings), backlog=1024)
+    # Connection cap and head deadline: aiohttp has no setting for either (see limits.py).
+    site = LimitedSite(runner, host, port, app[CONNECTION_LIMITS],
+                       ssl_context=tls_context(settings), backlog=1024)
     await site.start()
     runners = [runner]
     if settings.server.metrics_listen:

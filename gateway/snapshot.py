@@ -16,6 +16,10 @@ from gateway.htpasswd import bcrypt_cost
 from gateway.problems import Problem
 
 DEFAULT_BCRYPT_COST = 12
+# Sections no access decision reads: replicas whose files differ only there (each its own listen
+# address, say) share cached decisions, and editing them keeps the decision cache warm.
+NOT_DECIDING = ("server", "upstream", "token", "cache", "config_watch", "auth", "audit", "ui",
+                "htpasswd_file")
 
 
 @dataclass(frozen=True)
@@ -23,15 +27,17 @@ class Snapshot:
     settings: Settings
     policy: Policy
     fingerprint: str
+    decision_fingerprint: str  # of what decides access; the decision cache's keys carry it
     dummy_hash: bytes = field(repr=False)
     loaded_at: float
     warnings: tuple[Problem, ...] = ()
 
 
-def content_fingerprint(loaded: LoadedConfig) -> str:
+def content_fingerprint(loaded: LoadedConfig, exclude: tuple[str, ...] = ()) -> str:
     """A hash of what the config says (not of its layout), so equal configs agree across replicas."""
+    config = {key: value for key, value in loaded.raw.items() if key not in exclude}
     canonical = json.dumps(
-        {"config": loaded.raw, "htpasswd": sorted(loaded.htpasswd_text.splitlines())},
+        {"config": config, "htpasswd": sorted(loaded.htpasswd_text.splitlines())},
         sort_keys=True,
         default=str,
         separators=(",", ":"),
@@ -47,6 +53,7 @@ def build_snapshot(loaded: LoadedConfig) -> Snapshot:
         settings=loaded.settings,
         policy=Policy.build(accounts, loaded.settings.repositories),
         fingerprint=content_fingerprint(loaded),
+        decision_fingerprint=content_fingerprint(loaded, NOT_DECIDING),
         dummy_hash=dummy_hash(max(cost, 4)),
         loaded_at=time.time(),
         warnings=loaded.warnings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class MemoryLockoutStore:
         if entry is None:
             return None
         left = entry.locked_until - time.time()
-        return int(left) + 1 if left > 0 else None
+        return math.ceil(left) if left > 0 else None
 
     async def record_failure(self, key: str, attempt: str) -> int | None:
         now = time.time()

@@ -25,6 +25,7 @@ LEEWAY_SECONDS = 60
 ACCESS_TYPE = "JWT"
 REFRESH_TYPE = "refresh+jwt"
 _REQUIRED = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
+_HEADER_FIELDS = frozenset({"alg", "typ", "kid"})
 
 
 class TokenError(Exception):
@@ -153,7 +154,10 @@ class TokenAuthority:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenError("malformed token") from exc
-        # The header only picks a key of ours; its alg, jwk, jku, x5c and x5u are never used.
+        # The header only picks a key of ours by kid. We never sign anything else into it, so
+        # jwk, jku, x5c, x5u, crit or b64 mean the token is not ours (and PyJWT never sees them).
+        if not set(header) <= _HEADER_FIELDS or header.get("alg") != "ES256":
+            raise TokenError("unexpected token header")
         kid = header.get("kid")
         key = self._public_keys.get(kid) if isinstance(kid, str) else None
         if key is None:
@@ -172,7 +176,8 @@ class TokenAuthority:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(f"invalid token: {type(exc).__name__}") from exc
-        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
+        if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str) \
+                or not claims["jti"]:
             raise TokenError("invalid token: bad sub or jti")
         if not isinstance(claims.get("aud"), str):
             raise TokenError("invalid token: audience must be a string")

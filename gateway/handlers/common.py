@@ -8,7 +8,7 @@ from gateway.access import Caller, Refusal
 from gateway.authn import AuthFailure
 from gateway.clientaddr import basic_credentials_allowed, client_address
 from gateway.credentials import BasicCredentials, Credentials, parse_authorization
-from gateway.errors import too_many_requests, unauthorized
+from gateway.errors import INSECURE_CREDENTIALS, too_many_requests, unauthorized
 from gateway.services import Services
 from gateway.snapshot import Snapshot
 
@@ -72,4 +72,7 @@ def refusal_response(services: Services, refusal: Refusal, scope: str | None) ->
     """A failed authentication on /v2/: a fresh challenge, or 429 while locked out."""
     if refusal.retry_after is not None:
         return too_many_requests(refusal.retry_after)
+    if refusal.reason is AuthFailure.INSECURE_TRANSPORT:
+        return unauthorized(services.realm, services.service, scope, "invalid_token",
+                            message=INSECURE_CREDENTIALS)
     return unauthorized(services.realm, services.service, scope, "invalid_token")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from gateway.access import Caller, Refusal, Verdict
-from gateway.catalog import page_size
+from gateway.authz import decide
+from gateway.catalog import page_size, pull_prefixes
 from gateway.errors import API_VERSION_HEADER, denied, plain_not_found, registry_error, unauthorized
 from gateway.handlers.common import CLIENT_KEY, identify, refusal_response, request_client
 from gateway.names import PathError, RoutedPath, parse_v2_path, valid_name
@@ -66,12 +68,16 @@ async def _catalog(
         return registry_error(400, "PAGINATION_NUMBER_INVALID",
                               "invalid number of results requested")
 
+    # The pure decision, not the cached one: a page may look at thousands of names, and
+    # filling the shared decision cache with them would evict what requests need.
+    policy, subject, now = snapshot.policy, caller.subject, datetime.now(UTC)
+
     async def visible(name: str) -> bool:
-        decision = await services.access.decide(snapshot, caller.subject, name, "pull")
-        return decision.allowed
+        return decide(policy, subject, name, "pull", now).allowed
 
     try:
-        page = await services.catalog.page(n, params.get("last", ""), visible)
+        page = await services.catalog.page(n, params.get("last", ""), visible,
+                                           pull_prefixes(policy, subject, now))
     except UpstreamError as failure:
         return upstream_unavailable(failure)
     headers = dict(API_VERSION_HEADER)
@@ -89,7 +95,7 @@ async def _repository(
     actions = required_actions(routed, request.method)
     if actions is None:
         return registry_error(405, "UNSUPPORTED", "The operation is unsupported.")
-    problem = query_problem(query, request.headers.get("Content-Type", ""))
+    problem = query_problem(query, request.headers.getall("Content-Type", []))
     if problem:
         return registry_error(400, "UNSUPPORTED", problem)
     scope = RepositoryScope(routed.name, frozenset(actions)).format()
@@ -116,6 +122,8 @@ async def _repository(
     response, forwarded = await services.upstream.forward(request, path_qs)
     if forwarded is not None:
         await _track_upload(services, routed, request.method, forwarded, owner)
+        if forwarded.status == 201:
+            services.catalog.note(routed.name)  # a push may have created the repository
     status = forwarded.status if forwarded else response.status
     size = (forwarded.bytes_down + forwarded.bytes_up) if forwarded else 0
     _audit(request, services, caller, routed, verdict, status, size, started)

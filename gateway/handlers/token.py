@@ -10,8 +10,9 @@ from gateway.access import Refusal
 from gateway.accounts import Account
 from gateway.authn import AuthFailure
 from gateway.authz import account_gate
+from gateway.clientaddr import basic_credentials_allowed
 from gateway.credentials import BasicCredentials, NoCredentials
-from gateway.errors import bad_login, registry_error, too_many_requests
+from gateway.errors import bad_login, insecure_credentials, registry_error, too_many_requests
 from gateway.handlers.common import audit_refusal, request_client, request_credentials
 from gateway.scope import RepositoryScope, parse_scopes
 from gateway.services import SERVICES, Services
@@ -66,6 +67,14 @@ async def _post(request: web.Request, services: Services, snapshot: Snapshot) ->
         return registry_error(400, "UNSUPPORTED", "token requested for another service")
     scopes = [fields["scope"]] if "scope" in fields else []
     grant = fields.get("grant_type")
+    if grant in ("password", "refresh_token") and not basic_credentials_allowed(
+        request, snapshot.settings.server
+    ):
+        # A password or a long-lived refresh token in a form is as exposed as Basic.
+        refusal = Refusal(AuthFailure.INSECURE_TRANSPORT)
+        services.metrics.auth_failures.labels(refusal.reason.value).inc()
+        audit_refusal(request, services, refusal, None)
+        return _refused(refusal)
     if grant == "password":
         credentials = request_credentials(request, snapshot)
         if isinstance(credentials, Refusal):
@@ -113,6 +122,8 @@ def _refused(refusal: Refusal) -> web.Response:
     # One answer for unknown users, wrong passwords, disabled or expired accounts.
     if refusal.retry_after is not None:
         return too_many_requests(refusal.retry_after)
+    if refusal.reason is AuthFailure.INSECURE_TRANSPORT:
+        return insecure_credentials()
     return bad_login()
 
 

@@ -27,6 +27,12 @@ async def checked_form(request: web.Request, visit: Visit) -> MultiDictProxy[str
                       "Go back, reload the page and try again.")
 
 
+def wait_text(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{-(-seconds // 60)} minutes"
+
+
 def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
@@ -54,7 +60,7 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
         if result.retry_after is not None:
             return error_page(
                 request, visit, 429, "Too many attempts",
-                f"Too many failed sign-ins. Try again in {result.retry_after} seconds.",
+                f"Too many failed sign-ins. Try again in {wait_text(result.retry_after)}.",
                 headers={"Retry-After": str(result.retry_after)})
         return render(request, visit, "login.html", {"username": username, "error": BAD_LOGIN})
     response = see_other("/ui/")

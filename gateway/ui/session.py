@@ -17,8 +17,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.filechecks import MIN_SESSION_SECRET_BYTES
+
 MAX_COOKIE = 1024
-MIN_SECRET_BYTES = 32
+MIN_SECRET_BYTES = MIN_SESSION_SECRET_BYTES
 
 
 def _b64(data: bytes) -> str:
@@ -53,18 +55,18 @@ class Session:
 class SessionCodec:
     """Issues and checks session cookies and CSRF tokens with keys derived from one secret."""
 
-    def __init__(self, secret: bytes, ttl: int) -> None:
+    def __init__(self, secret: bytes) -> None:
         self._session_key = hmac.new(secret, b"registry-gateway ui session", hashlib.sha256).digest()
         self._csrf_key = hmac.new(secret, b"registry-gateway ui csrf", hashlib.sha256).digest()
-        self.ttl = ttl
 
     def _mac(self, payload: str, password_hash: bytes) -> str:
         material = payload.encode("ascii") + b"\0" + password_hash
         return _b64(hmac.new(self._session_key, material, hashlib.sha256).digest())
 
-    def issue(self, subject: str, password_hash: bytes, now: float | None = None) -> tuple[str, Session]:
+    def issue(self, subject: str, password_hash: bytes, ttl: int,
+              now: float | None = None) -> tuple[str, Session]:
         issued = int(now if now is not None else time.time())
-        session = Session(subject, secrets.token_hex(16), issued + self.ttl)
+        session = Session(subject, secrets.token_hex(16), issued + ttl)
         body = {"sub": subject, "sid": session.sid, "exp": session.expires}
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload, password_hash)}", session

@@ -28,8 +28,7 @@ async def _unknown(request: web.Request, visit: Visit) -> web.StreamResponse:
 
 def setup_ui(app: web.Application, settings: Settings) -> None:
     secret = load_secret(settings.ui.session_secret_file)
-    app[UI_STATE] = UiState(SessionCodec(secret, settings.ui.session_ttl), Revocations(),
-                            pull_host(settings))
+    app[UI_STATE] = UiState(SessionCodec(secret), Revocations(), pull_host(settings))
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("gateway", "templates"),

@@ -129,9 +129,10 @@ def apply_cookies(request: web.Request, visit: Visit, response: web.StreamRespon
 
 def start_session(request: web.Request, visit: Visit, account: Account,
                   response: web.StreamResponse) -> None:
-    cookie, _ = visit.ui.codec.issue(account.name, account.password_hash)
+    ttl = visit.snapshot.settings.ui.session_ttl  # a reload changes it for new sessions
+    cookie, _ = visit.ui.codec.issue(account.name, account.password_hash, ttl)
     secure = secure_cookies(request, visit.snapshot.settings)
-    _set(response, SESSION_COOKIE, cookie, secure, visit.ui.codec.ttl)
+    _set(response, SESSION_COOKIE, cookie, secure, ttl)
     visit.drop_session = False
 
 

@@ -79,4 +79,4 @@ def start_prometheus(workdir: Path, target: str, metrics_path: str = "/metrics")
 
 def _ready(prometheus: Prometheus) -> bool:
     with urllib.request.urlopen(f"{prometheus.url}/-/ready", timeout=1) as response:
-        return response.status == 200
+        return bool(response.status == 200)

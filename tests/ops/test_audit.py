@@ -62,11 +62,10 @@ def test_client_address_from_x_forwarded_for_only_from_trusted_proxies(
     with ops_gateway() as gateway:
         anonymous_pull(gateway, "myteam/untrusted", forwarded)
         assert read_lines(audit_path(gateway))[-1]["client"] == "127.0.0.1"
-    with ops_gateway(trusted_proxies=["127.0.0.0/8"]) as gateway:
-        anonymous_pull(gateway, "myteam/trusted", forwarded)
-        # The nearest hop that is not a trusted proxy: the last one appended.
-        assert read_lines(audit_path(gateway))[-1]["client"] == "203.0.113.9"
     with ops_gateway(trusted_proxies=["127.0.0.0/8", "203.0.113.0/24"]) as gateway:
+        # Walking from the right, the first hop that is not a trusted proxy is the client.
+        anonymous_pull(gateway, "myteam/one-proxy", {"X-Forwarded-For": "198.51.100.7, 192.0.2.1"})
+        assert read_lines(audit_path(gateway))[-1]["client"] == "192.0.2.1"
         anonymous_pull(gateway, "myteam/two-proxies", forwarded)
         assert read_lines(audit_path(gateway))[-1]["client"] == "198.51.100.7"
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 from conftest import World, login, shot
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 
 def fetch(context: BrowserContext, url: str) -> tuple[int, str]:
@@ -36,7 +37,7 @@ def test_admin_sees_a_private_repository(world: World, page: Page) -> None:
     login(page, world.url, "carol")
     response = page.goto(f"{world.url}/ui/repositories/secret/thing")
     assert response is not None and response.status == 200
-    expect(page.locator("table.tags-table")).to_contain_text(world.pushed["secret/thing:1"].digest)
+    expect(page.locator("li.tag-card")).to_contain_text(world.pushed["secret/thing:1"].digest)
 
 
 def test_access_page_lists_rules_accounts_teams_and_reload(world: World, page: Page) -> None:
@@ -68,6 +69,16 @@ def test_access_page_lists_rules_accounts_teams_and_reload(world: World, page: P
     shot(page, "access-carol")
 
 
+@pytest.fixture(scope="module")
+def admin_page(world: World, browser: Browser) -> Iterator[Page]:
+    """carol, signed in once for the explain questions."""
+    context = browser.new_context()
+    page = context.new_page()
+    login(page, world.url, "carol")
+    yield page
+    context.close()
+
+
 def cli_explain(world: World, user: str, repository: str, action: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "explain", "--config", str(world.gateway.config_path),
@@ -87,9 +98,9 @@ def cli_explain(world: World, user: str, repository: str, action: str) -> str:
     ("zed", "library/alpine", "pull", "deny: unknown account"),
 ])
 def test_explain_form_answers_like_the_cli(
-    world: World, page: Page, user: str, repository: str, action: str, verdict: str
+    world: World, admin_page: Page, user: str, repository: str, action: str, verdict: str
 ) -> None:
-    login(page, world.url, "carol")
+    page = admin_page
     page.goto(f"{world.url}/ui/access")
     page.get_by_label("User").fill(user)
     page.get_by_label("Repository").fill(repository)

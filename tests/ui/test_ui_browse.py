@@ -72,16 +72,16 @@ def test_repository_page_shows_digest_size_type_and_platforms(world: World, page
     page.get_by_role("link", name="myteam/app", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("myteam/app")
     expect(page.locator(".lead")).to_contain_text("You may pull, push, delete")
-    rows = page.locator("table.tags-table tbody tr")
+    rows = page.locator("li.tag-card")
     expect(rows).to_have_count(3)
-    single = rows.filter(has_text="1.0")
+    single = rows.filter(has=page.get_by_role("heading", name="1.0", exact=True))
     expect(single).to_contain_text(world.pushed["myteam/app:1.0"].digest)
     expect(single).to_contain_text(f"{world.pushed['myteam/app:1.0'].size} B")
     expect(single).to_contain_text("OCI image manifest")
     expect(single).to_contain_text("linux/amd64")
-    latest = rows.filter(has_text="latest")
+    latest = rows.filter(has=page.get_by_role("heading", name="latest", exact=True))
     expect(latest).to_contain_text("linux/arm64/v8")
-    multi = rows.filter(has_text="2.0")
+    multi = rows.filter(has=page.get_by_role("heading", name="2.0", exact=True))
     expect(multi).to_contain_text(world.pushed["myteam/app:2.0"].digest)
     expect(multi).to_contain_text("OCI image index")
     expect(multi.locator("ul.platforms li")).to_have_text([
@@ -97,7 +97,7 @@ def test_public_repository_page_for_anonymous(world: World, page: Page) -> None:
     response = page.goto(f"{world.url}/ui/repositories/library/alpine")
     assert response is not None and response.status == 200
     expect(page.locator(".lead")).to_contain_text("You may pull.")
-    expect(page.locator("table.tags-table tbody tr")).to_have_count(1)
+    expect(page.locator("li.tag-card")).to_have_count(1)
     shot(page, "repository-anonymous")
 
 

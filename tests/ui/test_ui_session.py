@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
+import time
 from pathlib import Path
 
 from conftest import World, csrf_token, login, repo_names, shot, ui_config
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from support import Upstream
 from support.gateway import new_port, running_gateway
+from support.tls import make_certificates
 
 
 def session_cookies(context: BrowserContext) -> list[dict[str, object]]:
@@ -101,9 +106,6 @@ def test_forged_session_cookie_is_ignored(world: World, context: BrowserContext,
     login(page, world.url, "bob")
     [cookie] = session_cookies(context)
     payload, _, mac = str(cookie["value"]).partition(".")
-    import base64
-    import json
-
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["sub"] = "carol"
     forged = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
@@ -151,3 +153,34 @@ def test_disabled_account_loses_its_session_on_reload(
         gateway.reload(config, settle=1.0)
         page.goto(f"{gateway.url}/ui/")
         expect(page.get_by_text("Not signed in")).to_be_visible()
+
+
+def test_tls_session_cookie_is_secure_and_survives_a_restart(
+    registry_upstream: Upstream, tmp_path: Path, browser: Browser
+) -> None:
+    """Under server.tls the cookies are Secure; with ui.session_secret_file a restart keeps them."""
+    certs = make_certificates(tmp_path / "certs", "localhost")
+    secret = tmp_path / "session.key"
+    secret.write_text(secrets.token_urlsafe(48))
+    registry_upstream.seed(["myteam/app"])
+    port = new_port()
+    config = ui_config(registry_upstream.url, port)
+    config["server"].update(public_url=f"https://localhost:{port}",
+                            tls={"cert": str(certs.server_cert), "key": str(certs.server_key)})
+    config["ui"] = {"session_secret_file": str(secret), "session_ttl": 600}
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        page = context.new_page()
+        with running_gateway(config, tmp_path / "gw", port) as gateway:
+            login(page, gateway.url, "alice")
+            cookies = {c["name"]: c for c in context.cookies()}
+            assert cookies["rg_session"]["secure"] is True
+            assert cookies["rg_csrf"]["secure"] is True
+            assert 0 < cookies["rg_session"]["expires"] - time.time() <= 600
+            gateway.stop()
+            gateway.start()
+            page.goto(f"{gateway.url}/ui/")
+            expect(page.get_by_text("Signed in as alice")).to_be_visible()
+            shot(page, "index-alice-tls")
+    finally:
+        context.close()

@@ -143,3 +143,19 @@ def test_secrets_stay_out_of_reprs() -> None:
     loaded = load_config_text(MINIMAL, Path("."))
     assert HASH not in repr(loaded.settings)
     assert HASH not in str(loaded.settings.users["alice"])
+
+
+def test_files_the_config_names_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "short.key").write_text("too short")
+    (tmp_path / "not-a-key.pem").write_text("-----BEGIN NOTHING-----\n")
+    key = f"{tmp_path}/not-a-key.pem"
+    text = MINIMAL.replace("token: {service: gw}", f"""token: {{service: gw, key_file: "{key}"}}
+ui: {{session_secret_file: "{tmp_path}/short.key"}}""").replace(
+        'server: {public_url: "http://127.0.0.1:5050"}',
+        f'server: {{public_url: "http://127.0.0.1:5050", tls: {{cert: "{tmp_path}/none.crt", '
+        f'key: "{tmp_path}/none.key"}}}}')
+    problems = problems_of(text, tmp_path)
+    assert [p.split(":")[0] for p in problems] == [
+        "token.key_file", "ui.session_secret_file", "server.tls.cert", "server.tls.key"]
+    assert "not an unencrypted EC P-256 PEM key" in problems[0]
+    assert "needs at least 32 bytes" in problems[1]

@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""registry-gateway side by side with the registry it protects (direct) and nginx's auth proxy.
+
+    python bench/run.py [--quick] [--only blob_get,manifest_bearer,...] [--json FILE] [--keep]
+
+Starts on loopback: docker-registry (storage on tmpfs), redis-server, nginx (the Docker docs'
+htpasswd recipe) and the gateway (with Redis), then measures each path against the same upstream,
+alternating the order every round, and prints one table with ratios to direct and to nginx and
+which of the issue's goals are met. The medians of the rounds are reported. Every pulled blob and
+manifest is checked against its digest. `RG_BENCH_GATEWAY_SRC=DIR` runs the gateway from another
+source tree (an A/B comparison against the same upstream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests"),
+                os.environ.get("RG_BENCH_GATEWAY_SRC", str(HERE.parent))]
+
+from blobs import (  # noqa: E402
+    MANIFEST_TYPE,
+    Blob,
+    Endpoint,
+    MiB,
+    check_manifest,
+    pull_blob,
+    push_blob,
+    push_image,
+)
+from configsize import SizeResult, measure  # noqa: E402
+from load import LoadResult, wrk  # noqa: E402
+from report import Row, goal_rows, render  # noqa: E402
+from stack import (  # noqa: E402
+    REPOSITORY,
+    Stack,
+    basic,
+    cpu_seconds,
+    peak_rss_reset,
+    rss_kib,
+    running_stack,
+)
+
+GiB = 1024 * MiB
+
+SECTIONS = ("blob_get", "blob_put", "pulls16", "manifest_bearer", "manifest_basic", "latency",
+            "rss", "config_size")
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int  # blob transfers per path
+    load_rounds: int  # wrk runs per path
+    load_seconds: float
+    latency_rounds: int
+    latency_seconds: float
+    big_mib: int  # the single-stream blob
+    sizes: tuple[int, ...]
+    decision_samples: int
+    startup_rounds: int
+
+
+FULL = Plan(rounds=5, load_rounds=3, load_seconds=8, latency_rounds=3, latency_seconds=6,
+            big_mib=256, sizes=(100, 1000, 10000), decision_samples=5000, startup_rounds=2)
+QUICK = Plan(rounds=2, load_rounds=1, load_seconds=3, latency_rounds=1, latency_seconds=3,
+             big_mib=256, sizes=(100, 1000, 10000), decision_samples=2000, startup_rounds=1)
+
+
+@dataclass
+class Results:
+    machine: dict[str, str]
+    plan: dict[str, Any]
+    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    latency: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    rss: dict[str, float] = field(default_factory=dict)
+    sizes: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, metric: str, path: str, value: float) -> None:
+        self.samples.setdefault(metric, {}).setdefault(path, []).append(value)
+
+
+def rotations(items: Sequence[Endpoint], rounds: int) -> list[list[Endpoint]]:
+    """Every round starts with the next path, so no path always runs first (or after a warm-up)."""
+    return [[items[(r + i) % len(items)] for i in range(len(items))] for r in range(rounds)]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, stack: Stack, plan: Plan, results: Results) -> None:
+        self.stack = stack
+        self.plan = plan
+        self.results = results
+        gateway = stack.gateway
+        self.token = gateway.token(f"repository:{REPOSITORY}:pull,push")
+        self.bearer = "Bearer " + self.token
+        self.paths = [stack.direct(), stack.via_nginx(), gateway.endpoint(self.bearer)]
+        self.big = Blob(1, plan.big_mib * MiB)
+        self.small = [Blob(1000 + i, 16 * MiB) for i in range(16)]
+        self.huge = Blob(2, 1024 * MiB)
+        self.seed = 10_000
+
+    def setup(self) -> None:
+        direct = self.stack.direct()
+        log("seeding the upstream: blobs and a manifest")
+        for blob in (self.big, *self.small, self.huge):
+            push_blob(direct, REPOSITORY, blob)
+        self.manifest_digest, _ = push_image(direct, REPOSITORY, "v1", Blob(3, 4096))
+        for path in self.paths:
+            check_manifest(path, REPOSITORY, "v1", self.manifest_digest)
+
+    def _add_cpu(self, metric: str, path: Endpoint, since: float, per: float) -> None:
+        """CPU time the path's processes spent, per unit of work (a noise-robust cost)."""
+        self.results.add(metric + "_cpu", path.name, (cpu_seconds(path.pids) - since) / per)
+
+    def blob_get(self) -> None:
+        for order in rotations(self.paths, self.plan.rounds):
+            for path in order:
+                cpu = cpu_seconds(path.pids)
+                seconds = pull_blob(path, REPOSITORY, self.big.digest, self.big.size)
+                self.results.add("blob_get", path.name, self.big.size / MiB / seconds)
+                self._add_cpu("blob_get", path, cpu, self.big.size / GiB)
+
+    def blob_put(self) -> None:
+        for order in rotations(self.paths, self.plan.rounds):
+            for path in order:
+                self.seed += 1
+                blob = Blob(self.seed, self.big.size)
+                _ = blob.digest  # hashed before the clock starts
+                cpu = cpu_seconds(path.pids)
+                seconds = push_blob(path, REPOSITORY, blob)
+                self.results.add("blob_put", path.name, blob.size / MiB / seconds)
+                self._add_cpu("blob_put", path, cpu, blob.size / GiB)
+                self._drop_from_storage(blob.digest)
+
+    def _drop_from_storage(self, digest: str) -> None:
+        """Free the tmpfs: the bench never reads a pushed blob back."""
+        hexa = digest.split(":", 1)[1]
+        data = (self.stack.upstream.root / "docker/registry/v2/blobs/sha256" / hexa[:2] / hexa
+                / "data")
+        data.unlink(missing_ok=True)
+
+    def pulls16(self) -> None:
+        for order in rotations(self.paths, self.plan.rounds):
+            for path in order:
+                total = sum(b.size for b in self.small)
+                cpu = cpu_seconds(path.pids)
+                self.results.add("pulls16", path.name, total / MiB / self._parallel_pull(path))
+                self._add_cpu("pulls16", path, cpu, total / GiB)
+
+    def _parallel_pull(self, path: Endpoint) -> float:
+        start = threading.Barrier(len(self.small) + 1)
+
+        def one(blob: Blob) -> None:
+            conn = path.connect()
+            try:
+                start.wait()
+                pull_blob(path, REPOSITORY, blob.digest, blob.size, conn)
+            finally:
+                conn.close()
+
+        with ThreadPoolExecutor(len(self.small)) as pool:
+            futures = [pool.submit(one, blob) for blob in self.small]
+            start.wait()
+            began = time.perf_counter()
+            for future in futures:
+                future.result()
+            return time.perf_counter() - began
+
+    def _manifest_url(self, path: Endpoint) -> str:
+        return f"http://127.0.0.1:{path.port}/v2/{REPOSITORY}/manifests/v1"
+
+    def _load(self, metric: str, authorization: Callable[[Endpoint], str]) -> None:
+        for order in rotations(self.paths, self.plan.load_rounds):
+            for path in order:
+                headers = {"Authorization": authorization(path), "Accept": MANIFEST_TYPE}
+                cpu = cpu_seconds(path.pids)
+                result = wrk(self._manifest_url(path), headers, 32, self.plan.load_seconds)
+                self._add_load(metric, path.name, result)
+                self._add_cpu(metric, path, cpu, result.requests / 1e6)  # us per request
+
+    def _add_load(self, metric: str, name: str, result: LoadResult) -> None:
+        self.results.add(metric, name, result.rps)
+        self.results.add(metric + "_p50", name, result.p50_ms)
+        self.results.add(metric + "_p99", name, result.p99_ms)
+
+    def manifest_bearer(self) -> None:
+        # nginx's recipe has no tokens: its clients send Basic on every request, so that is its row.
+        self._load("manifest_bearer", lambda p: basic() if p.name == "nginx" else self.bearer)
+
+    def manifest_basic(self) -> None:
+        self._load("manifest_basic", lambda p: basic())
+
+    def latency(self) -> None:
+        for order in rotations(self.paths, self.plan.latency_rounds):
+            for path in order:
+                auth = basic() if path.name == "nginx" else self.bearer
+                headers = {"Authorization": auth, "Accept": MANIFEST_TYPE}
+                result = wrk(self._manifest_url(path), headers, 1, self.plan.latency_seconds, 1)
+                self._add_load("c1", path.name, result)
+
+    def rss(self) -> None:
+        """The gateway's peak RSS while 1 GiB goes through it each way (GET, then PUT)."""
+        gateway = self.stack.gateway
+        pid = gateway.pid
+        before = rss_kib(pid)[0]
+        peak_rss_reset(pid)
+        sampled = [before]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.02):
+                sampled.append(rss_kib(pid)[0])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        path = gateway.endpoint(self.bearer)
+        try:
+            seconds_get = pull_blob(path, REPOSITORY, self.huge.digest, self.huge.size)
+            self.seed += 1
+            blob = Blob(self.seed, self.huge.size)
+            _ = blob.digest
+            seconds_put = push_blob(path, REPOSITORY, blob)
+            self._drop_from_storage(blob.digest)
+        finally:
+            done.set()
+            sampler.join()
+        hwm = rss_kib(pid)[1]
+        self.results.rss = {"before_mb": before / 1024, "peak_mb": max(max(sampled), hwm) / 1024,
+                            "get_mb_s": 1024 / seconds_get, "put_mb_s": 1024 / seconds_put}
+
+    def config_size(self) -> None:
+        measured: list[SizeResult] = measure(
+            self.stack.workdir, self.stack.upstream.url, self.stack.redis.url, self.plan.sizes,
+            self.plan.decision_samples, self.plan.startup_rounds)
+        self.results.sizes = [asdict(result) for result in measured]
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    tools = {
+        "registry": subprocess.run(["docker-registry", "--version"], capture_output=True,
+                                   text=True, check=False).stdout.strip(),
+        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True,
+                                check=False).stderr.strip(),
+    }
+    mem_kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                       if line.startswith("MemTotal")).split()[1])
+    return {"cpu": f"{os.cpu_count()} x {cpu}", "memory": f"{mem_kib // 1024 // 1024} GiB",
+            "kernel": platform.release(), "python": platform.python_version(),
+            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), **tools}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs (~2 min)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated sections: " + ", ".join(SECTIONS))
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--keep", action="store_true", help="keep logs and configs")
+    args = parser.parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    plan = QUICK if args.quick else FULL
+    results = Results(machine(), asdict(plan))
+    started = time.perf_counter()
+    with running_stack(keep=args.keep) as stack:
+        bench = Bench(stack, plan, results)
+        bench.setup()
+        for section in SECTIONS:
+            if section in sections:
+                log(section)
+                getattr(bench, section)()
+    results.seconds = time.perf_counter() - started
+    results.machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    rows: list[Row] = goal_rows(results.samples, results.rss, results.sizes)
+    print(render(rows, results.machine, results.seconds, args.quick))
+    if args.json:
+        args.json.write_text(json.dumps(asdict(results), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

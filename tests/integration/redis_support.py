@@ -1,0 +1,114 @@
+"""Helpers for the Redis, reload, lockout and replica tests: configs, metrics, small HTTP calls."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from prometheus_client.parser import text_string_to_metric_families
+from support import free_port
+from support.gateway import PASSWORDS, RunningGateway, base_config, running_gateway
+
+SERVICE = "gateway.test"
+
+
+def basic(user: str, password: str | None = None) -> dict[str, str]:
+    secret = f"{user}:{PASSWORDS[user] if password is None else password}"
+    return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def write_key(path: Path) -> Path:
+    """An EC P-256 key for `token.key_file`, so tokens and cache signatures agree across replicas."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return path
+
+
+def gateway_config(upstream_url: str, port: int, *, redis_url: str | None = None,
+                   key_file: Path | None = None, **sections: Any) -> dict[str, Any]:
+    """base_config plus Redis, a key file and any top-level sections to replace."""
+    config = base_config(upstream_url, port)
+    if redis_url is not None:
+        config["cache"]["redis_url"] = redis_url
+    if key_file is not None:
+        config["token"]["key_file"] = str(key_file)
+    config.update(sections)
+    return config
+
+
+@contextlib.contextmanager
+def start_gateway(directory: Path, upstream_url: str,
+                  tweak: Callable[[dict[str, Any]], None] | None = None,
+                  **options: Any) -> Iterator[RunningGateway]:
+    """A gateway on a free port; `tweak` edits its config (listen address included) first."""
+    port = free_port()
+    config = gateway_config(upstream_url, port, **options)
+    if tweak is not None:
+        tweak(config)
+    with running_gateway(config, directory, port) as gw:
+        yield gw
+
+
+async def metrics(session: aiohttp.ClientSession, gateway: RunningGateway) -> dict[str, float]:
+    """Every sample as 'name{label="value",...}' -> value (labels sorted)."""
+    async with session.get(f"{gateway.url}/metrics") as response:
+        text = await response.text()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+async def cache_counts(session: aiohttp.ClientSession, gateway: RunningGateway) -> dict[str, float]:
+    """registry_gateway_decision_cache_total by result, and the Redis fallbacks by store."""
+    samples = await metrics(session, gateway)
+    counts = {result: samples[f'registry_gateway_decision_cache_total{{result="{result}"}}']
+              for result in ("hit", "miss", "error")}
+    for store in ("decisions", "lockout", "uploads"):
+        counts[store] = samples.get(f'registry_gateway_state_fallbacks_total{{store="{store}"}}', 0)
+    return counts
+
+
+async def get_token(session: aiohttp.ClientSession, gateway: RunningGateway, user: str,
+                    *scopes: str) -> str:
+    params = [("service", SERVICE), *(("scope", s) for s in scopes)]
+    async with session.get(f"{gateway.url}/token", params=params, headers=basic(user)) as r:
+        assert r.status == 200, await r.text()
+        token: str = (await r.json())["token"]
+        return token
+
+
+async def status(session: aiohttp.ClientSession, gateway: RunningGateway, path: str,
+                 headers: dict[str, str], method: str = "GET") -> int:
+    async with session.request(method, f"{gateway.url}{path}", headers=headers) as response:
+        await response.read()
+        return response.status
+
+
+async def wait_for_status(session: aiohttp.ClientSession, gateway: RunningGateway, path: str,
+                          headers: dict[str, str], expected: int, within: float) -> float:
+    """Poll until `path` answers `expected`; returns how long that took."""
+    started = time.monotonic()
+    while True:
+        got = await status(session, gateway, path, headers)
+        elapsed = time.monotonic() - started
+        if got == expected:
+            return elapsed
+        assert elapsed < within, f"{path} still answers {got} after {elapsed:.2f}s"
+        await asyncio.sleep(0.02)
