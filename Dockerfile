@@ -30,14 +30,12 @@ COPY --from=build /opt/registry-gateway /opt/registry-gateway
 ENV PATH=/opt/registry-gateway/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    REGISTRY_GATEWAY_CONFIG=/etc/registry-gateway/gateway.yaml \
-    REGISTRY_GATEWAY_HEALTHCHECK_URL=http://127.0.0.1:5050/healthz
+    REGISTRY_GATEWAY_CONFIG=/etc/registry-gateway/gateway.yaml
 USER 10001:10001
-WORKDIR /etc/registry-gateway
 EXPOSE 5050
-# Loopback only, so TLS is not verified: a cert names the public host, not 127.0.0.1.
+# REGISTRY_GATEWAY_HEALTHCHECK_URL overrides the URL (another port, https). Loopback only, so
+# TLS is not verified: the certificate names the public host, not 127.0.0.1.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python3", "-c", "import os, ssl, urllib.request; c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen(os.environ['REGISTRY_GATEWAY_HEALTHCHECK_URL'], timeout=4, context=c)"]
-STOPSIGNAL SIGTERM
+    CMD ["python3", "-c", "import os, ssl, urllib.request; c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE; urllib.request.urlopen(os.environ.get('REGISTRY_GATEWAY_HEALTHCHECK_URL', 'http://127.0.0.1:5050/healthz'), timeout=4, context=c)"]
 ENTRYPOINT ["registry-gateway"]
 CMD ["serve"]

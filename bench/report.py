@@ -71,7 +71,7 @@ def _latency_pair(samples: Samples, metric: str, label: str) -> Row | None:
         cells.append(f"{_fmt(p50, 2)} / {_fmt(p99, 2)}")
     if _median(samples, metric + "_p50", "gateway") is None:
         return None
-    return Row(label, *cells, "", "", "-", None)
+    return Row(label, cells[0], cells[1], cells[2], "", "", "-", None)
 
 
 def _added(samples: Samples, pct: str, limit_ms: float) -> Row | None:
@@ -109,6 +109,7 @@ def goal_rows(samples: Samples, rss: Mapping[str, float],
         _cost(samples, "manifest_basic_cpu", "  CPU us per request [2]", 0),
         _added(samples, "p50", 0.5),
         _added(samples, "p99", 2.0),
+        _cost(samples, "c1_cpu", "  CPU us per request at c=1 [2]", 0),
     ]
     rows = [row for row in candidates if row is not None]
     if rss:

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
@@ -213,8 +212,10 @@ class Bench:
             for path in order:
                 auth = basic() if path.name == "nginx" else self.bearer
                 headers = {"Authorization": auth, "Accept": MANIFEST_TYPE}
+                cpu = cpu_seconds(path.pids)
                 result = wrk(self._manifest_url(path), headers, 1, self.plan.latency_seconds, 1)
                 self._add_load("c1", path.name, result)
+                self._add_cpu("c1", path, cpu, result.requests / 1e6)
 
     def rss(self) -> None:
         """The gateway's peak RSS while 1 GiB goes through it each way (GET, then PUT)."""

@@ -232,6 +232,9 @@ class CatalogLister:
 
     def note(self, name: str) -> None:
         """A repository this gateway just wrote to: listed at once, not after the next refresh."""
+        refreshing = self._refresh is not None and not self._refresh.done()
+        if self._listing is None and not refreshing:
+            return  # range walks read the registry itself
         self._noted[name] = time.monotonic()
         if self._listing is not None:
             self._listing = self._listing.with_names([name])

@@ -11,16 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from ssl import SSLContext
 from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from gateway.config import LimitSettings
 
 REFUSAL_LINGER_SECONDS = 1.0  # time a refused client gets to finish sending its request
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp logs each request its parser refuses (a 400) at ERROR with a traceback; anyone
+    can send those, so they become one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "refused a malformed request from %s: %s"
+            record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.message)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def parser_logger() -> logging.Logger:
+    """The logger to hand aiohttp's request handlers (AppRunner's `logger=`)."""
+    logger = logging.getLogger("registry_gateway.http.parser")
+    if not any(isinstance(f, _MalformedRequests) for f in logger.filters):
+        logger.addFilter(_MalformedRequests())
+    return logger
 
 
 def raw_response(status: int, reason: str, code: str, message: str, extra: str = "") -> bytes:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway import zerocopy
 from gateway.config import UpstreamSettings
 from gateway.errors import API_VERSION_HEADER, registry_error
 from gateway.metrics import Metrics
@@ -30,6 +32,10 @@ DROP_REQUEST = HOP_BY_HOP | {
 }
 DROP_RESPONSE = HOP_BY_HOP | {"www-authenticate", "set-cookie", "server", "date"}
 READ_CHUNK = 256 * 1024
+# Bodies up to this size (manifests, errors, upload answers) are read whole and sent with their
+# headers in one write; anything larger streams. Bounded, so no blob is ever held in memory.
+SMALL_BODY = 64 * 1024
+BLOB_GET = re.compile(r"/v2/.+/blobs/sha256:[a-f0-9]{64}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,11 @@ class Upstream:
 
     def __init__(self, settings: UpstreamSettings, public_url: str, metrics: Metrics) -> None:
         self.base = settings.url
+        self._settings = settings
+        upstream = urlsplit(settings.url)
+        # Blob bodies can be spliced only from a plain-HTTP upstream (see gateway/zerocopy.py).
+        self._splice_to = ((upstream.hostname or "", upstream.port or 80, upstream.netloc)
+                           if upstream.scheme == "http" else None)
         self._public_url = public_url
         public = urlsplit(public_url)
         self._forwarded = {"X-Forwarded-Proto": public.scheme, "X-Forwarded-Host": public.netloc}
@@ -129,6 +140,13 @@ class Upstream:
         self, request: web.Request, path_qs: str
     ) -> tuple[web.StreamResponse, Forwarded | None]:
         """Relay `request` to `path_qs` (the raw, validated path and query) and stream the answer."""
+        if (request.method == "GET" and self._splice_to is not None
+                and BLOB_GET.fullmatch(path_qs.partition("?")[0])):
+            dst = zerocopy.client_fd(request)
+            if dst is not None:
+                spliced = await self._forward_spliced(request, path_qs, dst)
+                if spliced is not None:
+                    return spliced
         has_body = request.method in ("POST", "PUT", "PATCH") and request.body_exists
         counter = _ByteCounter(request.content) if has_body else None
         try:
@@ -148,38 +166,134 @@ class Upstream:
         finally:
             upstream.release()
 
+    def _response_headers(self, items: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+        headers = CIMultiDict((k, v) for k, v in items if k.lower() not in DROP_RESPONSE)
+        if "Location" in headers:
+            headers["Location"] = self.rewrite_location(headers["Location"])
+        headers.update(API_VERSION_HEADER)
+        return headers
+
+    async def _forward_spliced(
+        self, request: web.Request, path_qs: str, dst: int
+    ) -> tuple[web.StreamResponse, Forwarded | None] | None:
+        """A blob GET on a connection of its own, whose body the kernel moves to the client
+        (gateway/zerocopy.py). None: take the ordinary path (a GET is safe to repeat)."""
+        assert self._splice_to is not None
+        host, port, netloc = self._splice_to
+        try:
+            head = await zerocopy.open_get(
+                host, port, netloc, path_qs, self._request_headers(request).items(),
+                self._settings.connect_timeout, self._settings.read_timeout)
+        except (OSError, TimeoutError):
+            return None  # the ordinary path tries again and reports a failure as it always does
+        try:
+            length = head.content_length
+            headers = self._response_headers(head.headers.items())
+            if length is not None and head.status in (200, 206):
+                return await self._splice(request, head, headers, length, dst)
+            if length is not None and length <= SMALL_BODY:  # an error answer
+                if head.status >= 500:
+                    self._metrics.upstream_errors.labels("status").inc()
+                try:
+                    body = await head.read_body(length, self._settings.read_timeout)
+                except (OSError, TimeoutError):
+                    return None
+                response = web.Response(status=head.status, reason=head.reason, headers=headers,
+                                        body=body)
+                return response, self._forwarded_result(head.status, headers, len(body), None)
+            return None  # no length to frame it by: rare enough to ask again the ordinary way
+        finally:
+            head.close()
+
+    async def _splice(
+        self, request: web.Request, head: zerocopy.UpstreamHead, headers: CIMultiDict[str],
+        length: int, dst: int
+    ) -> tuple[web.StreamResponse, Forwarded | None]:
+        response = web.StreamResponse(status=head.status, reason=head.reason, headers=headers)
+        await response.prepare(request)
+        early = head.early[:length]
+        sent = 0
+        try:
+            if early:
+                await response.write(early)
+                sent = len(early)
+            await zerocopy.wait_flushed(request)
+            sent += await zerocopy.splice_body(head.sock, dst, length - sent,
+                                               self._settings.read_timeout)
+        except zerocopy.BrokenTransfer as broken:
+            if broken.reason != "client":
+                self._metrics.upstream_errors.labels(
+                    "timeout" if broken.reason == "timeout" else "protocol").inc()
+            log.warning("blob body broke off (%s) after %d bytes", broken.reason,
+                        sent + broken.sent)
+        except ConnectionError:  # aiohttp's write found the client gone
+            log.warning("blob body broke off (client) after %d bytes", sent)
+        else:
+            await response.write_eof()
+            return response, self._forwarded_result(head.status, headers, sent, None)
+        # The status is already sent: cutting the connection is the only honest signal.
+        if request.transport is not None:
+            request.transport.close()
+        return response, None
+
     async def _relay(
         self, request: web.Request, upstream: aiohttp.ClientResponse, counter: _ByteCounter | None
     ) -> tuple[web.StreamResponse, Forwarded | None]:
         if upstream.status >= 500:
             self._metrics.upstream_errors.labels("status").inc()
-        headers = CIMultiDict(
-            (k, v) for k, v in upstream.headers.items() if k.lower() not in DROP_RESPONSE
-        )
-        if "Location" in headers:
-            headers["Location"] = self.rewrite_location(headers["Location"])
-        headers.update(API_VERSION_HEADER)
+        headers = self._response_headers(upstream.headers.items())
+        length = upstream.content_length
+        if request.method == "HEAD" or (length is not None and length <= SMALL_BODY):
+            return await self._relay_small(request, upstream, counter, headers)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=headers)
         await response.prepare(request)
         sent = 0
+        try:
+            # iter_any joins what arrived since the last write into one: fewer, larger writes.
+            # (readchunk, which skips that copy, measured 16% more CPU per GiB: syscalls cost
+            # more than the copy. Blob GETs do not come here at all when they can be spliced.)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+                sent += len(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._failure(exc)
+            log.warning("upstream body broke off after %d bytes", sent)
+            # The status is already sent: cutting the connection is the only honest signal.
+            if request.transport is not None:
+                request.transport.close()
+            return response, None
+        await response.write_eof()
+        return response, self._forwarded_result(upstream.status, headers, sent, counter)
+
+    async def _relay_small(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        counter: _ByteCounter | None,
+        headers: CIMultiDict[str],
+    ) -> tuple[web.StreamResponse, Forwarded | None]:
+        """A bounded body, read whole: headers and body then leave in one write, and an upstream
+        that breaks off mid-body still gets an honest 502 (nothing has been sent yet)."""
+        body = None
         if request.method != "HEAD":
             try:
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                    sent += len(chunk)
+                body = await upstream.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                self._failure(exc)
-                log.warning("upstream body broke off after %d bytes", sent)
-                # The status is already sent: cutting the connection is the only honest signal.
-                if request.transport is not None:
-                    request.transport.close()
-                return response, None
-            await response.write_eof()
+                failure = self._failure(exc)
+                log.warning("upstream body broke off: %s", failure.kind)
+                return upstream_unavailable(failure), None
+        response = web.Response(status=upstream.status, reason=upstream.reason, headers=headers,
+                                body=body)
+        sent = len(body) if body else 0
+        return response, self._forwarded_result(upstream.status, headers, sent, counter)
+
+    def _forwarded_result(self, status: int, headers: CIMultiDict[str], sent: int,
+                          counter: _ByteCounter | None) -> Forwarded:
         self._metrics.bytes.labels("download").inc(sent)
         received = counter.count if counter is not None else 0
         self._metrics.bytes.labels("upload").inc(received)
-        return response, Forwarded(upstream.status, headers, sent, received)
+        return Forwarded(status, headers, sent, received)
 
 
 class _ByteCounter:

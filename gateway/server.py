@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import ssl
@@ -13,9 +14,10 @@ from aiohttp import web
 
 from gateway.app import create_app, create_metrics_app
 from gateway.config import LoadedConfig, Settings
-from gateway.limits import CONNECTION_LIMITS, LimitedSite
+from gateway.limits import CONNECTION_LIMITS, LimitedSite, parser_logger
 
 log = logging.getLogger("registry_gateway")
+UPLOAD_READ_BUFFER = 1024 * 1024
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -45,8 +47,15 @@ async def serve(loaded: LoadedConfig, config_path: Path) -> None:
         max_line_size=limits.max_line_size,
         max_field_size=limits.max_field_size,
         max_headers=limits.max_headers,
+        logger=parser_logger(),
+        # Request bodies (layer pushes) are read in up to 1 MiB: fewer pause/resume cycles and
+        # reads than aiohttp's 64 KiB default, about 15% less CPU per pushed GiB (bench/).
+        read_bufsize=UPLOAD_READ_BUFFER,
     )
     await runner.setup()
+    # What is alive now (config, compiled rules, modules) lives as long as the process: keep it
+    # out of the cyclic GC's full passes, each of which would stall the event loop for tens of ms.
+    gc.freeze()
     host, port = _split(settings.server.listen)
     # Connection cap and head deadline: aiohttp has no setting for either (see limits.py).
     site = LimitedSite(runner, host, port, app[CONNECTION_LIMITS],

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ LEEWAY_SECONDS = 60
 ACCESS_TYPE = "JWT"
 REFRESH_TYPE = "refresh+jwt"
 _REQUIRED = ["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]
+VERIFIED_TOKENS = 10_000  # bound on remembered access tokens (about 1 KB each)
 _HEADER_FIELDS = frozenset({"alg", "typ", "kid"})
 
 
@@ -105,6 +107,7 @@ class TokenAuthority:
         self.ttl = ttl
         self.refresh_ttl = refresh_ttl
         self._credential_secret = key.secret(b"registry-gateway refresh credential tag")
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     @property
     def kid(self) -> str:
@@ -184,13 +187,25 @@ class TokenAuthority:
         return claims
 
     def verify_access(self, token: str) -> AccessClaims:
+        # Clients send the same token on every request until it expires. The exact same string
+        # verified before gives the same answer until exp (+ leeway), as signature, key, audience
+        # and issuer cannot change: skip the ECDSA check and the parsing for it.
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < int(known.expires_at) + LEEWAY_SECONDS:
+                return known
+            del self._verified[token]
         claims = self._decode(token, ACCESS_TYPE)
-        return AccessClaims(
+        verified = AccessClaims(
             subject=claims["sub"],
             jti=claims["jti"],
             expires_at=float(claims["exp"]),
             access=_parse_access(claims.get("access")),
         )
+        self._verified[token] = verified
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return verified
 
     def verify_refresh(self, token: str) -> RefreshClaims:
         claims = self._decode(token, REFRESH_TYPE)

@@ -18,6 +18,9 @@ from support import free_port
 from support.gateway import PASSWORDS, RunningGateway, base_config, running_gateway
 
 SERVICE = "gateway.test"
+# Tests that look into Redis give it time on a busy machine; the outage tests set the default
+# (tens of ms) back where the timeout is what they test.
+TEST_REDIS_TIMEOUT = 0.5
 
 
 def basic(user: str, password: str | None = None) -> dict[str, str]:
@@ -44,6 +47,7 @@ def gateway_config(upstream_url: str, port: int, *, redis_url: str | None = None
     config = base_config(upstream_url, port)
     if redis_url is not None:
         config["cache"]["redis_url"] = redis_url
+        config["cache"]["redis_timeout"] = TEST_REDIS_TIMEOUT
     if key_file is not None:
         config["token"]["key_file"] = str(key_file)
     config.update(sections)
@@ -111,4 +115,13 @@ async def wait_for_status(session: aiohttp.ClientSession, gateway: RunningGatewa
         if got == expected:
             return elapsed
         assert elapsed < within, f"{path} still answers {got} after {elapsed:.2f}s"
+        await asyncio.sleep(0.02)
+
+
+async def until(probe: Callable[[], object], what: str, within: float = 2.0) -> None:
+    """Poll a condition the gateway reaches just after it answered (upload bindings are written
+    once the upstream's answer has been relayed)."""
+    deadline = time.monotonic() + within
+    while not probe():
+        assert time.monotonic() < deadline, what
         await asyncio.sleep(0.02)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from redis_support import basic, cache_counts, start_gateway, status, write_key
+from redis_support import basic, cache_counts, start_gateway, status, until, write_key
 from support import RedisServer, Upstream
 from support.gateway import RunningGateway
 
@@ -78,7 +78,7 @@ async def test_lockout_counters_and_upload_bindings_land_in_redis(
         assert response.status == 202
         upload = response.headers["Docker-Upload-UUID"]
         location = response.headers["Location"]
-    assert client.get(f"rg:u:{upload}") == "alice\x1fmyteam/up"
+    await until(lambda: client.get(f"rg:u:{upload}") == "alice\x1fmyteam/up", "no binding")
     # Another user with push on the repository cannot continue alice's upload.
     async with session.put(f"{location}&digest={digest}", data=data,
                            headers=basic("carol")) as response:
@@ -87,7 +87,7 @@ async def test_lockout_counters_and_upload_bindings_land_in_redis(
                            headers={**basic("alice"),
                                     "Content-Type": "application/octet-stream"}) as response:
         assert response.status == 201
-    assert not client.exists(f"rg:u:{upload}")
+    await until(lambda: not client.exists(f"rg:u:{upload}"), "the binding outlived its upload")
 
 
 async def test_without_redis_hits_are_counted_in_process(

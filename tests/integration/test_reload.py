@@ -36,6 +36,12 @@ def disable_alice(config: dict[str, Any]) -> None:
     config["users"]["alice"]["disabled"] = True
 
 
+def remove_alice(config: dict[str, Any]) -> None:
+    del config["users"]["alice"]
+    config["teams"]["myteam"]["members"] = ["dave"]
+    config["repositories"][0]["delete"] = []
+
+
 def delete_the_rule(config: dict[str, Any]) -> None:
     del config["repositories"][0]
     config["teams"]["myteam"]["members"] = ["alice", "dave"]
@@ -59,7 +65,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-@pytest.mark.parametrize("change", [remove_alice_from_team, disable_alice, delete_the_rule])
+@pytest.mark.parametrize("change", [remove_alice_from_team, disable_alice, remove_alice,
+                                    delete_the_rule])
 async def test_sighup_refuses_an_earlier_token_within_a_second(
         session: aiohttp.ClientSession, any_gateway: RunningGateway, change: Change) -> None:
     gw = any_gateway
@@ -73,7 +80,8 @@ async def test_sighup_refuses_an_earlier_token_within_a_second(
     assert await wait_for_status(session, gw, path, bearer(token), 401, within=1.0) < 1.0
     async with session.get(f"{gw.url}{path}", headers=bearer(token)) as response:
         challenge = response.headers["WWW-Authenticate"]
-    expected = "invalid_token" if change is disable_alice else "insufficient_scope"
+    # A token of an account that is disabled or gone is no longer valid at all.
+    expected = "invalid_token" if change in (disable_alice, remove_alice) else "insufficient_scope"
     assert f'error="{expected}"' in challenge
     # Basic credentials, through the credential cache, are refused the same way.
     assert await status(session, gw, path, basic("alice")) == 401

@@ -20,6 +20,7 @@ from redis_support import (
     get_token,
     start_gateway,
     status,
+    until,
     wait_for_status,
     write_key,
 )
@@ -81,13 +82,15 @@ async def test_a_lockout_on_one_holds_on_the_other(
 
 
 async def test_an_upload_started_on_one_goes_on_on_the_other(
-        session: aiohttp.ClientSession, pair: Pair) -> None:
+        session: aiohttp.ClientSession, pair: Pair, redis_server: RedisServer) -> None:
     data = b"across replicas"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     async with session.post(f"{pair.one.url}/v2/myteam/across/blobs/uploads/",
                             headers=basic("alice")) as response:
         assert response.status == 202
         location = response.headers["Location"].replace(pair.one.url, pair.two.url)
+        upload = response.headers["Docker-Upload-UUID"]
+    await until(lambda: redis_server.client().exists(f"rg:u:{upload}"), "no shared binding")
     async with session.put(f"{location}&digest={digest}", data=data, headers={
             **basic("alice"), "Content-Type": "application/octet-stream"}) as response:
         assert response.status == 201, await response.text()

@@ -143,14 +143,24 @@ def _gateway_total(scenario: Scenario) -> float:
 def test_prometheus_scrapes_the_gateway(scenario: Scenario, prometheus: Prometheus) -> None:
     expected = _gateway_total(scenario)
     assert expected > 20
-    total = 'sum(registry_gateway_requests_total{job="registry-gateway", route!="other"})'
-    wait_until(lambda: prometheus.scalar(total) == expected, timeout=30,
-               what=f"Prometheus to see {expected} requests")
-    assert prometheus.scalar('up{job="registry-gateway"}') == 1
-    assert prometheus.scalar(
-        'registry_gateway_requests_total{route="manifests", method="PUT", status="201"}') == 1
-    assert prometheus.scalar('registry_gateway_lockouts_total') == 1
-    assert prometheus.scalar('registry_gateway_upstream_up') == 1
+    wanted = {
+        'sum(registry_gateway_requests_total{job="registry-gateway", route!="other"})': expected,
+        'up{job="registry-gateway"}': 1,
+        'registry_gateway_requests_total{route="manifests", method="PUT", status="201"}': 1,
+        "registry_gateway_lockouts_total": 1,
+        "registry_gateway_upstream_up": 1,
+    }
+    seen: dict[str, float | None] = {}
+
+    def caught_up() -> bool:
+        # One query at a time may fall between a slow scrape and the next one: retry the set.
+        seen.update({expr: prometheus.scalar(expr) for expr in wanted})
+        return seen == wanted
+
+    try:
+        wait_until(caught_up, timeout=30, what="Prometheus to catch up")
+    except TimeoutError as exc:
+        raise AssertionError(f"wanted {wanted}, Prometheus says {seen}") from exc
 
 
 def test_prometheus_loads_and_fires_the_alert_rules(
@@ -188,16 +198,22 @@ MAY_BE_EMPTY = ("Shared state served in-process (Redis failing)",)
 def test_dashboard_queries_run_on_prometheus(scenario: Scenario, prometheus: Prometheus) -> None:
     queries = _dashboard_queries()
     assert len(queries) >= 20
-    total = 'sum(registry_gateway_requests_total{job="registry-gateway", route!="other"})'
-    wait_until(lambda: prometheus.scalar(total) == _gateway_total(scenario), timeout=30,
-               what="Prometheus to catch up")
-    empty = []
-    for title, expr in queries:
-        concrete = (expr.replace("$__rate_interval", "1m").replace("$instance", ".*")
-                    .replace("$job", "registry-gateway"))
-        if not prometheus.query(concrete) and title not in MAY_BE_EMPTY:
-            empty.append(title)
-    assert not empty, empty
+    empty: list[str] = []
+
+    def all_answer() -> bool:
+        empty.clear()
+        for title, expr in queries:
+            concrete = (expr.replace("$__rate_interval", "1m").replace("$instance", ".*")
+                        .replace("$job", "registry-gateway"))
+            # An invalid query fails here: the API answers 400 and api() raises.
+            if not prometheus.query(concrete) and title not in MAY_BE_EMPTY:
+                empty.append(title)
+        return not empty
+
+    try:
+        wait_until(all_answer, timeout=30, interval=1, what="data for every panel")
+    except TimeoutError as exc:
+        raise AssertionError(f"panels without data: {empty}") from exc
 
 
 @pytest.mark.parametrize("path", ["alerts.yml"])

@@ -38,7 +38,7 @@ async def made(request: pytest.FixtureRequest) -> AsyncIterator[Made]:
         yield Made(memory, metrics)
         return
     server: RedisServer = request.getfixturevalue("redis_server")
-    settings = CacheSettings(redis_url=server.url, ttl=1, redis_timeout=0.2)
+    settings = CacheSettings(redis_url=server.url, ttl=1, redis_timeout=1.0)
     async with connect(settings) as client:
         link = RedisLink(metrics, settings.redis_timeout)
         link.client = client

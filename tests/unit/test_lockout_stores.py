@@ -31,10 +31,10 @@ Make = Callable[..., LockoutStore]
 @asynccontextmanager
 async def redis_replicas(server: RedisServer) -> AsyncIterator[Make]:
     """`make()` builds one replica's store; all of them share `server`."""
-    async with connect(CacheSettings(redis_url=server.url, redis_timeout=0.2)) as client:
+    async with connect(CacheSettings(redis_url=server.url, redis_timeout=1.0)) as client:
 
         def make(settings: LockoutSettings = SETTINGS) -> LockoutStore:
-            link = RedisLink(Metrics(), 0.2)
+            link = RedisLink(Metrics(), 1.0)
             link.client = client
             return SharedLockoutStore(RedisLockoutStore(link, settings),
                                       MemoryLockoutStore(settings))
@@ -104,7 +104,7 @@ async def test_replicas_share_counters_through_redis(redis_server: RedisServer) 
 
 async def test_redis_keys_name_neither_user_nor_address(redis_server: RedisServer) -> None:
     async with connect(CacheSettings(redis_url=redis_server.url)) as client:
-        link = RedisLink(Metrics(), 0.2)
+        link = RedisLink(Metrics(), 1.0)
         link.client = client
         store = RedisLockoutStore(link, SETTINGS)
         await store.record_failure(ALICE, "a")
@@ -120,8 +120,8 @@ async def test_redis_keys_name_neither_user_nor_address(redis_server: RedisServe
 async def test_redis_down_counts_in_process_and_the_lock_outlives_the_outage(
         redis_server: RedisServer) -> None:
     metrics = Metrics()
-    async with connect(CacheSettings(redis_url=redis_server.url, redis_timeout=0.05)) as client:
-        link = RedisLink(metrics, 0.05, CircuitBreaker(base=0.1, cap=0.1))
+    async with connect(CacheSettings(redis_url=redis_server.url, redis_timeout=0.5)) as client:
+        link = RedisLink(metrics, 0.5, CircuitBreaker(base=0.1, cap=0.1))
         link.client = client
         store = SharedLockoutStore(RedisLockoutStore(link, SETTINGS), MemoryLockoutStore(SETTINGS))
         redis_server.stop()

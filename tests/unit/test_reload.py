@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from support.gateway import PASSWORDS, base_config, password_hash
 
 from gateway import authn
@@ -67,11 +69,16 @@ async def test_a_broken_file_is_refused_and_the_old_config_stays(
 
 
 async def test_restart_only_values_are_kept_and_logged(
-        holder: ConfigHolder, config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+        holder: ConfigHolder, config: dict[str, Any], caplog: pytest.LogCaptureFixture,
+        tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    (tmp_path / "token.pem").write_bytes(key)
     config["upstream"]["url"] = "http://127.0.0.1:6000"
     config["server"]["listen"] = "127.0.0.1:6060"
     config["cache"] = {"ttl": 5, "redis_url": "redis://127.0.0.1:6379/0", "redis_timeout": 1}
-    config["token"]["key_file"] = "/elsewhere/token.pem"
+    config["token"]["key_file"] = str(tmp_path / "token.pem")
     config["auth"] = {"lockout": {"max_failures": 2}}
     write(holder.path, config)
     with caplog.at_level(logging.WARNING, "registry_gateway.reload"):

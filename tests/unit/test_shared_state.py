@@ -36,8 +36,8 @@ def test_without_redis_everything_is_in_process(tmp_path: Path) -> None:
 
 
 async def test_with_redis_the_stores_are_shared(tmp_path: Path, redis_server: RedisServer) -> None:
-    shared = SharedState(snapshot(tmp_path, redis_url=redis_server.url).settings, Metrics(),
-                         b"k" * 32)
+    settings = snapshot(tmp_path, redis_url=redis_server.url, redis_timeout=1).settings
+    shared = SharedState(settings, Metrics(), b"k" * 32)
     assert isinstance(shared.decisions, TieredDecisionCache)
     assert isinstance(shared.lockout, SharedLockoutStore)
     assert isinstance(shared.uploads, SharedUploadBindings)

@@ -23,10 +23,10 @@ Make = Callable[[], UploadBindings]
 
 @asynccontextmanager
 async def redis_replicas(server: RedisServer, metrics: Metrics) -> AsyncIterator[Make]:
-    async with connect(CacheSettings(redis_url=server.url, redis_timeout=0.05)) as client:
+    async with connect(CacheSettings(redis_url=server.url, redis_timeout=0.5)) as client:
 
         def make() -> UploadBindings:
-            link = RedisLink(metrics, 0.05, CircuitBreaker(base=0.05, cap=0.05))
+            link = RedisLink(metrics, 0.5, CircuitBreaker(base=0.05, cap=0.05))
             link.client = client
             return SharedUploadBindings(link, MemoryUploadBindings())
 
