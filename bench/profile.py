@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the gateway's time goes under one workload: py-spy samples the running process.
 
-    python bench/profile.py manifest_bearer|manifest_basic|blob_get|blob_put [--seconds N]
+    python bench/profile.py manifest_bearer|manifest_basic|manifest_c1|blob_get|blob_put [--seconds N]
 
 Starts the same stack as bench/run.py, puts the workload on the gateway while `py-spy record`
 samples it (native frames off, idle frames off), and prints the functions that hold the most
@@ -27,7 +27,7 @@ from blobs import MANIFEST_TYPE, Blob, MiB, pull_blob, push_blob, push_image  # 
 from load import wrk  # noqa: E402
 from stack import REPOSITORY, Stack, basic, running_stack  # noqa: E402
 
-WORKLOADS = ("manifest_bearer", "manifest_basic", "blob_get", "blob_put")
+WORKLOADS = ("manifest_bearer", "manifest_basic", "manifest_c1", "blob_get", "blob_put")
 
 
 def workload(stack: Stack, name: str, seconds: float) -> None:
@@ -35,9 +35,10 @@ def workload(stack: Stack, name: str, seconds: float) -> None:
     bearer = "Bearer " + gateway.token(f"repository:{REPOSITORY}:pull,push")
     if name.startswith("manifest"):
         push_image(stack.direct(), REPOSITORY, "v1", Blob(3, 4096))
-        auth = bearer if name == "manifest_bearer" else basic()
+        auth = basic() if name == "manifest_basic" else bearer
+        connections = 1 if name == "manifest_c1" else 32
         wrk(f"http://127.0.0.1:{gateway.port}/v2/{REPOSITORY}/manifests/v1",
-            {"Authorization": auth, "Accept": MANIFEST_TYPE}, 32, seconds)
+            {"Authorization": auth, "Accept": MANIFEST_TYPE}, connections, seconds)
         return
     path = gateway.endpoint(bearer)
     blob = Blob(1, 256 * MiB)

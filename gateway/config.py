@@ -19,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 try:  # libyaml: a 10,000-rule file loads in seconds instead of tens of seconds
@@ -72,7 +73,7 @@ class TlsSettings(Frozen):
 
 
 class LimitSettings(Frozen):
-    """Server-side limits; see docs/limits in the README."""
+    """Server-side limits; see docs/security.md#limits."""
 
     max_connections: int = Field(default=1024, ge=1)
     header_timeout: float = Field(default=10.0, gt=0)
@@ -125,6 +126,12 @@ class CacheSettings(Frozen):
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> CacheSettings:
+        if self.redis_url is not None and self.sentinel is not None:
+            raise ValueError("set redis_url or sentinel, not both")
+        return self
 
 
 class LockoutSettings(Frozen):

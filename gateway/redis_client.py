@@ -70,8 +70,6 @@ async def connect(settings: CacheSettings) -> AsyncIterator[Redis]:
         finally:
             await client.aclose()
         return
-    if settings.redis_url is not None:
-        log.warning("cache.redis_url and cache.sentinel are both set; using the sentinels")
     timeout = settings.redis_timeout
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         [_host_port(h) for h in sentinel_settings.hosts],

@@ -77,8 +77,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         upstream.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: sync_playwright keeps an event loop running in this thread, which would
+    # break every asyncio test collected after the UI tests if it lived for the session.
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield chromium

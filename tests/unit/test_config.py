@@ -159,3 +159,11 @@ ui: {{session_secret_file: "{tmp_path}/short.key"}}""").replace(
         "token.key_file", "ui.session_secret_file", "server.tls.cert", "server.tls.key"]
     assert "not an unencrypted EC P-256 PEM key" in problems[0]
     assert "needs at least 32 bytes" in problems[1]
+
+
+def test_redis_url_and_sentinel_are_exclusive() -> None:
+    text = MINIMAL + """cache:
+  redis_url: "redis://127.0.0.1:6379/0"
+  sentinel: {hosts: ["127.0.0.1:26379"], service_name: mymaster}
+"""
+    assert problems_of(text) == ["cache: set redis_url or sentinel, not both"]
