@@ -87,7 +87,8 @@ def _added(samples: Samples, pct: str, limit_ms: float) -> Row | None:
                    if nginx else None)
     return Row(f"manifest GET c=1 {pct} (ms)", _fmt(statistics.median(direct), 3),
                _fmt(_median(samples, metric, "nginx"), 3), _fmt(statistics.median(gateway), 3),
-               f"+{added:.3f} ms", "nginx +" + _fmt(added_nginx, 3) + " ms",
+               f"{added:+.3f} ms",
+               "-" if added_nginx is None else f"nginx {added_nginx:+.3f} ms",
                f"added <= {limit_ms} ms", added <= limit_ms)
 
 
@@ -125,9 +126,14 @@ def _size_rows(sizes: Sequence[Mapping[str, float]]) -> list[Row]:
         return []
     rows = []
     first, last = sizes[0], sizes[-1]
-    for key, label in (("startup_s", "startup (s)"), ("uncached_p99_us", "uncached decision p99 (us)"),
-                       ("cached_p99_us", "cached decision p99 (us)")):
-        values = " / ".join(_fmt(s[key], 2 if key == "startup_s" else 1) for s in sizes)
+    for key, label in (("startup_s", "startup (s)"),
+                       ("uncached_p99_us", "uncached decision p99 (p50) (us)"),
+                       ("cached_p99_us", "cached decision p99 (p50) (us)")):
+        if key == "startup_s":
+            values = " / ".join(_fmt(s[key], 2) for s in sizes)
+        else:
+            median = key.replace("p99", "p50")
+            values = " / ".join(f"{_fmt(s[key])} ({_fmt(s[median])})" for s in sizes)
         growth = _ratio(last[key], first[key])
         if key == "startup_s":
             goal, met = "-", None

@@ -19,10 +19,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import quote
 
-from gateway.authz import Policy, account_gate
+from gateway.authz import Policy, account_gate, decide
 from gateway.globs import literal_prefix
 from gateway.names import valid_name
 from gateway.proxy import Upstream, UpstreamError
@@ -216,6 +216,23 @@ class CatalogLister:
                 if len(found) > n:
                     break
         return CatalogPage(found[:n], more=len(found) > n)
+
+    async def page_for(self, policy: Policy, subject: str | None, n: int, last: str,
+                       keep: Callable[[str], bool] | None = None) -> CatalogPage:
+        """The page `subject` may see (the API catalog and the web pages share it).
+
+        The pure decision, not the cached one: a page may look at thousands of names, and
+        filling the shared decision cache with them would evict what requests need. `keep`
+        narrows further (a search), checked first since most names of a large registry fail it.
+        """
+        now = datetime.now(UTC)
+
+        async def visible(name: str) -> bool:
+            if keep is not None and not keep(name):
+                return False
+            return decide(policy, subject, name, "pull", now).allowed
+
+        return await self.page(n, last, visible, pull_prefixes(policy, subject, now))
 
     async def _read(self, which: str, last: str) -> tuple[list[str], int]:
         while True:

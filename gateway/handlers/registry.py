@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
 from aiohttp import web
 
 from gateway.access import Caller, Refusal, Verdict
-from gateway.authz import decide
-from gateway.catalog import page_size, pull_prefixes
+from gateway.catalog import page_size
 from gateway.errors import API_VERSION_HEADER, denied, plain_not_found, registry_error, unauthorized
 from gateway.handlers.common import CLIENT_KEY, identify, refusal_response, request_client
 from gateway.names import PathError, RoutedPath, parse_v2_path, valid_name
@@ -68,16 +66,9 @@ async def _catalog(
         return registry_error(400, "PAGINATION_NUMBER_INVALID",
                               "invalid number of results requested")
 
-    # The pure decision, not the cached one: a page may look at thousands of names, and
-    # filling the shared decision cache with them would evict what requests need.
-    policy, subject, now = snapshot.policy, caller.subject, datetime.now(UTC)
-
-    async def visible(name: str) -> bool:
-        return decide(policy, subject, name, "pull", now).allowed
-
     try:
-        page = await services.catalog.page(n, params.get("last", ""), visible,
-                                           pull_prefixes(policy, subject, now))
+        page = await services.catalog.page_for(snapshot.policy, caller.subject, n,
+                                               params.get("last", ""))
     except UpstreamError as failure:
         return upstream_unavailable(failure)
     headers = dict(API_VERSION_HEADER)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.authz import decide
-from gateway.catalog import pull_prefixes
 from gateway.names import NAME_MAX, valid_name
 from gateway.proxy import UpstreamError
 from gateway.ui.render import not_found, render
@@ -48,18 +45,12 @@ async def _entries(visit: Visit, names: list[str]) -> list[RepositoryEntry]:
 async def index(request: web.Request, visit: Visit) -> web.StreamResponse:
     query = request.query.get("q", "").strip().lower()[:NAME_MAX]
     last = request.query.get("last", "")[:NAME_MAX]
-    # The catalog's own filter: the pure decision (a page may look at thousands of names; they
-    # would evict what requests need from the decision cache) and the ranges that can hold them.
-    policy, subject, now = visit.snapshot.policy, visit.subject, datetime.now(UTC)
 
-    async def visible(name: str) -> bool:
-        # The search first: most names of a large registry fail it.
-        if (query and query not in name) or not valid_name(name):
-            return False
-        return decide(policy, subject, name, "pull", now).allowed
+    def keep(name: str) -> bool:
+        return (not query or query in name) and valid_name(name)
 
-    page = await visit.services.catalog.page(PAGE_SIZE, last, visible,
-                                             pull_prefixes(policy, subject, now))
+    page = await visit.services.catalog.page_for(visit.snapshot.policy, visit.subject,
+                                                 PAGE_SIZE, last, keep)
     next_url = None
     if page.more and page.repositories:
         params = {"q": query} if query else {}
