@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config import Settings, load_config
@@ -30,6 +31,7 @@ class ReloadResult:
     ok: bool
     changed: bool
     message: str
+    at: float = field(default_factory=time.time)
 
 
 def _keep_restart_only(running: Settings, new: Settings) -> tuple[Settings, list[str]]:
