@@ -42,9 +42,10 @@ def _host_port(value: str) -> str:
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
+        # The value is not echoed: a URL may carry credentials.
+        raise ValueError("expected an http(s) URL")
     if parts.query or parts.fragment or parts.path not in ("", "/"):
-        raise ValueError(f"expected a base URL without path, query or fragment, got {value!r}")
+        raise ValueError("expected a base URL without path, query or fragment")
     return value.rstrip("/")
 
 
@@ -114,7 +115,7 @@ class SentinelSettings(Frozen):
 
 
 class CacheSettings(Frozen):
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, repr=False)  # may hold a password
     sentinel: SentinelSettings | None = None
     ttl: int = Field(default=60, ge=1)
     max_entries: int = Field(default=100_000, ge=100)
@@ -124,7 +125,7 @@ class CacheSettings(Frozen):
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return value
 
     @model_validator(mode="after")

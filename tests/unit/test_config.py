@@ -67,7 +67,7 @@ repositories:
 """
     problems = problems_of(text)
     expected = [
-        "server.public_url: expected an http(s) URL, got 'ftp://x'",
+        "server.public_url: expected an http(s) URL",
         "server.listen: expected host:port, got 'nope'",
         "server.surprise: unknown key",
         "token.ttl: Input should be greater than or equal to 60",
