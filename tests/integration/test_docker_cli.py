@@ -108,22 +108,15 @@ def test_public_repository_pulls_anonymously(
     docker.run("rmi", ref)
 
 
-def test_push_where_no_rule_matches_is_denied(
-    docker: Docker, busybox_image: str, shared_gateway: RunningGateway
+@pytest.mark.parametrize("repository", [
+    "nomatch/thing",  # no rule matches: a private repository nobody may use
+    "library/alice-was-here",  # public, but only carol may push
+])
+def test_push_without_push_grant_is_denied(
+    repository: str, docker: Docker, busybox_image: str, shared_gateway: RunningGateway
 ) -> None:
     docker.login(shared_gateway.host, "alice", PASSWORDS["alice"])
-    ref = f"{shared_gateway.host}/nomatch/thing:1"
-    docker.run("tag", busybox_image, ref)
-    result = docker.run("push", ref, check=False)
-    assert result.returncode != 0 and PUSH_DENIED in result.stderr
-    docker.run("rmi", ref)
-
-
-def test_member_without_push_on_public_repository_is_denied(
-    docker: Docker, busybox_image: str, shared_gateway: RunningGateway
-) -> None:
-    docker.login(shared_gateway.host, "alice", PASSWORDS["alice"])
-    ref = f"{shared_gateway.host}/library/alice-was-here:1"
+    ref = f"{shared_gateway.host}/{repository}:1"
     docker.run("tag", busybox_image, ref)
     result = docker.run("push", ref, check=False)
     assert result.returncode != 0 and PUSH_DENIED in result.stderr
