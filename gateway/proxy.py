@@ -140,7 +140,7 @@ class Upstream:
         self, request: web.Request, path_qs: str
     ) -> tuple[web.StreamResponse, Forwarded | None]:
         """Relay `request` to `path_qs` (the raw, validated path and query) and stream the answer."""
-        if (request.method == "GET" and self._splice_to is not None
+        if (request.method == "GET" and self._splice_to is not None and not request.body_exists
                 and BLOB_GET.fullmatch(path_qs.partition("?")[0])):
             dst = zerocopy.client_fd(request)
             if dst is not None:
