@@ -82,6 +82,8 @@ class Upstream:
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
             read_bufsize=READ_CHUNK,
+            # Cookies the upstream sets are nobody's: never kept, never sent for another client.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:

@@ -49,21 +49,14 @@ async def serve(loaded: LoadedConfig, config_path: Path) -> None:
         logger=parser_logger(),
     )
     await runner.setup()
-    # What is alive now (config, compiled rules, modules) lives as long as the process: keep it
-    # out of the cyclic GC's full passes, each of which would stall the event loop for tens of ms.
-    gc.freeze()
-    host, port = _split(settings.server.listen)
-    # Connection cap and head deadline: aiohttp has no setting for either (see limits.py).
-    site = LimitedSite(runner, host, port, app[CONNECTION_LIMITS],
-                       ssl_context=tls_context(settings), backlog=1024)
-    await site.start()
     runners = [runner]
-    if settings.server.metrics_listen:
-        metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
-        await metrics_runner.setup()
-        m_host, m_port = _split(settings.server.metrics_listen)
-        await web.TCPSite(metrics_runner, m_host, m_port).start()
-        runners.append(metrics_runner)
+    try:
+        await _start_sites(app, runner, settings, runners)
+    except BaseException:
+        # A port in use or a bad TLS file: close what started (upstream session, Redis) first.
+        for active in reversed(runners):
+            await active.cleanup()
+        raise
     log.info("registry-gateway listening on %s (public URL %s, upstream %s)",
              settings.server.listen, settings.server.public_url, settings.upstream.url)
     stop = asyncio.Event()
@@ -78,6 +71,24 @@ async def serve(loaded: LoadedConfig, config_path: Path) -> None:
                 loop.remove_signal_handler(sig)
         for active in reversed(runners):
             await active.cleanup()
+
+
+async def _start_sites(app: web.Application, runner: web.AppRunner, settings: Settings,
+                       runners: list[web.AppRunner]) -> None:
+    # What is alive now (config, compiled rules, modules) lives as long as the process: keep it
+    # out of the cyclic GC's full passes, each of which would stall the event loop for tens of ms.
+    gc.freeze()
+    host, port = _split(settings.server.listen)
+    # Connection cap and head deadline: aiohttp has no setting for either (see limits.py).
+    site = LimitedSite(runner, host, port, app[CONNECTION_LIMITS],
+                       ssl_context=tls_context(settings), backlog=1024)
+    await site.start()
+    if settings.server.metrics_listen:
+        metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
+        await metrics_runner.setup()
+        runners.append(metrics_runner)
+        m_host, m_port = _split(settings.server.metrics_listen)
+        await web.TCPSite(metrics_runner, m_host, m_port).start()
 
 
 def run(loaded: LoadedConfig, config_path: Path) -> None:
