@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from support import Docker
-from support.gateway import PASSWORDS, RunningGateway
+from support import Docker, Dockerd
+from support.gateway import PASSWORDS, RunningGateway, push_as
 
 PULL_DENIED = "repository does not exist or may require 'docker login'"
 PUSH_DENIED = "denied: requested access to the resource is denied"
@@ -19,18 +19,14 @@ def pull_error(docker: Docker, ref: str) -> str:
 @pytest.fixture(scope="module")
 def pushed_image(
     shared_gateway: RunningGateway,
-    dockerd,
-    busybox_image: str,  # type: ignore[no-untyped-def]
+    dockerd: Dockerd,
+    busybox_image: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """alice (team myteam) pushes myteam/internal-tool:1.0 once for the module."""
     docker = dockerd.client(tmp_path_factory.mktemp("alice-docker"))
-    ref = f"{shared_gateway.host}/myteam/internal-tool:1.0"
-    docker.login(shared_gateway.host, "alice", PASSWORDS["alice"])
-    docker.run("tag", busybox_image, ref)
-    docker.run("push", ref)
-    docker.run("rmi", ref)
-    return ref
+    return push_as(docker, shared_gateway, "alice", busybox_image,
+                   f"{shared_gateway.host}/myteam/internal-tool:1.0")
 
 
 def test_alice_pushes_and_pulls_back(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from support import Ctr, Docker, Skopeo
-from support.gateway import PASSWORDS, RunningGateway
+from support.gateway import PASSWORDS, RunningGateway, push_as
 
 
 def creds(user: str) -> str:
@@ -13,12 +13,7 @@ def creds(user: str) -> str:
 
 @pytest.fixture
 def private_image(gateway: RunningGateway, docker: Docker, busybox_image: str) -> str:
-    ref = f"{gateway.host}/myteam/app:1"
-    docker.login(gateway.host, "alice", PASSWORDS["alice"])
-    docker.run("tag", busybox_image, ref)
-    docker.run("push", ref)
-    docker.run("rmi", ref)
-    return ref
+    return push_as(docker, gateway, "alice", busybox_image, f"{gateway.host}/myteam/app:1")
 
 
 def test_skopeo_copies_out_and_in(private_image: str, gateway: RunningGateway, skopeo: Skopeo) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 import bcrypt
 import yaml
 
+from support.docker import Docker
+
 TEST_COST = 4  # fast checks in tests; production hashes use 12
 
 PASSWORDS = {
@@ -197,3 +199,12 @@ def running_gateway(
 
 def new_port() -> int:
     return _free_port()
+
+
+def push_as(docker: Docker, gateway: RunningGateway, user: str, image: str, ref: str) -> str:
+    """Log `user` in, push `image` as `ref` through the gateway, drop the local tag."""
+    docker.login(gateway.host, user, PASSWORDS[user])
+    docker.run("tag", image, ref)
+    docker.run("push", ref)
+    docker.run("rmi", ref)
+    return ref
