@@ -110,7 +110,12 @@ def test_push_and_pull_through_the_container(
 
     logs = _logs(docker, container)
     events = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
-    assert {(e["event"], e.get("user")) for e in events} >= {("push", "alice"), ("pull", "alice")}
+    assert ("push", "alice") in {(e["event"], e.get("user")) for e in events}
+    # docker may settle a pull with a manifest HEAD when it still holds the image's layers, so
+    # the pull shows as an allowed access, not always as a completed GET ("pull" event).
+    assert any(e["event"] == "access" and e["user"] == "alice" and e["route"] == "manifests"
+               and e["method"] in ("GET", "HEAD") and e["result"] == "allow"
+               and e["status"] == 200 for e in events)
     assert any(e["event"] == "access" and e["result"] == "deny" and e["user"] == "anonymous"
                for e in events)
     assert PASSWORDS["alice"] not in logs
