@@ -145,7 +145,11 @@ async def _checked_mount(
 async def _track_upload(
     services: Services, routed: RoutedPath, method: str, forwarded: Forwarded, owner: str
 ) -> None:
-    """Bind a new upload to its writer; forget it once finished or cancelled."""
+    """Bind a new upload to its writer; forget it once finished or cancelled.
+
+    The POST's 202 has no body, so forward() hands it back unsent (proxy._relay_small): the
+    binding is stored before the client can send its first PATCH, on any connection or replica.
+    """
     if routed.route != "uploads":
         return
     if method == "POST" and forwarded.status == 202:
