@@ -6,32 +6,36 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from gateway.access import AccessControl
+from gateway.access.decisions import Decider
+from gateway.access.service import AccessService
+from gateway.access.uploads import UploadGuard
 from gateway.audit import AuditLog
-from gateway.authn import CredentialCache, PasswordChecker
-from gateway.catalog import CatalogLister
-from gateway.config import LoadedConfig
-from gateway.handlers import ops
-from gateway.handlers.registry import handle_v2
-from gateway.handlers.token import handle_token
-from gateway.limits import CONNECTION_LIMITS, ConnectionLimits, request_phases
+from gateway.config.load import LoadedConfig
+from gateway.http.handlers import ops
+from gateway.http.handlers.registry import handle_v2
+from gateway.http.handlers.token import MAX_FORM_BYTES, handle_token
+from gateway.http.limits import CONNECTION_LIMITS, ConnectionLimits, request_phases
+from gateway.http.middleware import observe
+from gateway.http.services import SERVICES, Services
+from gateway.identity.backends import IdentityBackends, LocalAccounts
+from gateway.identity.passwords import CredentialCache, PasswordChecker
+from gateway.keys import SigningKey
 from gateway.metrics import Metrics
-from gateway.middleware import observe
-from gateway.proxy import Upstream
-from gateway.reload import ConfigHolder, watch_file
-from gateway.services import SERVICES, Services
-from gateway.snapshot import Snapshot, build_snapshot
-from gateway.state import SharedState, open_shared_state
-from gateway.tokens import SigningKey, TokenAuthority
-from gateway.ui import setup_ui
+from gateway.runtime.reload import ConfigHolder, watch_file
+from gateway.runtime.snapshot import Snapshot, build_snapshot
+from gateway.state.stores import Stores, build_stores, open_stores
+from gateway.tokens import TokenAuthority
+from gateway.ui.setup import setup_ui
+from gateway.upstream.catalog import CatalogLister
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.forward import Forwarder
 
 log = logging.getLogger("registry_gateway")
-MAX_FORM_BYTES = 64 * 1024
 
 
 def _signing_key(loaded: LoadedConfig) -> SigningKey:
@@ -41,45 +45,46 @@ def _signing_key(loaded: LoadedConfig) -> SigningKey:
     return SigningKey.load(loaded.settings.token.key_file)
 
 
+def _services(loaded: LoadedConfig, config_path: Path, metrics: Metrics,
+              stores: Stores, key: SigningKey) -> Services:
+    settings = loaded.settings
+    tokens = TokenAuthority(key, settings.token.service, settings.token.issuer,
+                            settings.token.ttl, settings.token.refresh_ttl)
+    audit = AuditLog(settings.audit.file)
+    decider = Decider(stores.decisions, metrics)
+    local = LocalAccounts(PasswordChecker(CredentialCache(settings.auth.credential_cache_ttl)))
+    access = AccessService(tokens, IdentityBackends(local), decider, stores.lockout, metrics,
+                           audit, key.secret(b"registry-gateway lockout attempt"))
+    upstream = UpstreamClient(settings.upstream, metrics)
+    return Services(
+        holder=ConfigHolder(config_path, build_snapshot(loaded)),
+        tokens=tokens,
+        access=access,
+        uploads=UploadGuard(stores.uploads, decider),
+        upstream=upstream,
+        forwarder=Forwarder(upstream, settings.server.public_url),
+        catalog=CatalogLister(upstream),
+        metrics=metrics,
+        audit=audit,
+        realm=settings.server.public_url + "/token",
+    )
+
+
 def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     """The gateway as an aiohttp application; nothing runs until it is started."""
     settings = loaded.settings
-    snapshot = build_snapshot(loaded)
     metrics = Metrics()
     key = _signing_key(loaded)
-    tokens = TokenAuthority(key, settings.token.service, settings.token.issuer,
-                            settings.token.ttl, settings.token.refresh_ttl)
-    holder = ConfigHolder(config_path, snapshot)
-    shared = SharedState(settings, metrics, key.secret(b"registry-gateway decision cache"))
-    access = AccessControl(
-        tokens=tokens,
-        passwords=PasswordChecker(CredentialCache(settings.auth.credential_cache_ttl)),
-        cache=shared.decisions,
-        lockout=shared.lockout,
-        metrics=metrics,
-        attempt_secret=key.secret(b"registry-gateway lockout attempt"),
-    )
-    upstream = Upstream(settings.upstream, settings.server.public_url, metrics)
-    services = Services(
-        holder=holder,
-        tokens=tokens,
-        access=access,
-        upstream=upstream,
-        catalog=CatalogLister(upstream),
-        uploads=shared.uploads,
-        metrics=metrics,
-        audit=AuditLog(settings.audit.file),
-        realm=settings.server.public_url + "/token",
-    )
-    holder.on_change(lambda new: _observe_config(metrics, new))
-    holder.on_change(shared.apply)
-    _observe_config(metrics, snapshot)
+    stores = build_stores(settings.cache, metrics, key.secret(b"registry-gateway decision cache"))
+    services = _services(loaded, config_path, metrics, stores, key)
+    services.holder.on_change(lambda new: _observe_config(metrics, new))
+    _observe_config(metrics, services.holder.current)
 
     app = web.Application(middlewares=[request_phases, observe], client_max_size=MAX_FORM_BYTES)
     app[SERVICES] = services
-    app[CONNECTION_LIMITS] = ConnectionLimits(settings.server.limits)
+    app[CONNECTION_LIMITS] = ConnectionLimits(settings.server.limits, metrics)
     app.cleanup_ctx.append(_upstream_session)
-    app.cleanup_ctx.append(_shared_state(shared))
+    app.cleanup_ctx.append(_stores_context(stores))
     app.cleanup_ctx.append(_signals_and_watch)
     app.router.add_route("*", "/token", handle_token)
     app.router.add_get("/healthz", ops.healthz)
@@ -116,9 +121,9 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     services.audit.close()
 
 
-def _shared_state(shared: SharedState):  # type: ignore[no-untyped-def]
+def _stores_context(stores: Stores) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        async with open_shared_state(shared):
+        async with open_stores(stores):
             yield
 
     return context

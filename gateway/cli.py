@@ -1,4 +1,7 @@
-"""The command line: serve, check-config, hash-password, explain. Nothing happens on import."""
+"""registry-gateway: keep the repositories of a plain Docker registry private.
+
+Commands: serve, check-config, hash-password, explain, reload.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,25 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import bcrypt
 
-from gateway.accounts import build_accounts
-from gateway.authz import Policy, decide
-from gateway.config import LoadedConfig, load_config
-from gateway.names import valid_name
-from gateway.problems import ConfigError
+from gateway.config.htpasswd import DEFAULT_BCRYPT_COST
+from gateway.config.load import LoadedConfig, load_config
+from gateway.config.problems import ConfigError
+from gateway.identity.credentials import BCRYPT_MAX_PASSWORD_BYTES
+from gateway.policy.accounts import build_accounts
+from gateway.policy.actions import as_action
+from gateway.policy.decide import Policy, decide
+from gateway.policy.names import valid_name
+from gateway.policy.subject import Subject
 
 DEFAULT_CONFIG = "config/gateway.yaml"
-HASH_COST = 12
+DEFAULT_PID_FILE = ".local/gateway.pid"
 
 
 def _config_path(value: str | None) -> Path:
@@ -42,7 +50,9 @@ def _load(path: Path) -> LoadedConfig | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The operational log on stdout; the audit trail goes to stderr or audit.file, never here.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     path = _config_path(args.config)
     loaded = _load(path)
     if loaded is None:
@@ -61,10 +71,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     loaded = _load(path)
     if loaded is None:
         return 1
-    print(f"{path}: ok ({len(loaded.settings.repositories)} rules, "
-          f"{len(loaded.settings.users) + len(loaded.htpasswd_users)} users, "
-          f"{len(loaded.settings.service_accounts)} service accounts)")
+    settings = loaded.settings
+    counts = (_count(len(settings.repositories), "rule"),
+              _count(len(settings.users) + len(loaded.htpasswd_users), "user"),
+              _count(len(settings.service_accounts), "service account"))
+    print(f"{path}: ok ({', '.join(counts)})")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
@@ -79,8 +95,9 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     if not secret:
         print("an empty password is not allowed", file=sys.stderr)
         return 1
-    if len(secret) > 72:
-        print("bcrypt uses at most 72 bytes; choose a shorter password", file=sys.stderr)
+    if len(secret) > BCRYPT_MAX_PASSWORD_BYTES:
+        print(f"bcrypt uses at most {BCRYPT_MAX_PASSWORD_BYTES} bytes; choose a shorter password",
+              file=sys.stderr)
         return 1
     print(bcrypt.hashpw(secret, bcrypt.gensalt(rounds=args.cost)).decode())
     return 0
@@ -90,18 +107,48 @@ def cmd_explain(args: argparse.Namespace) -> int:
     loaded = _load(_config_path(args.config))
     if loaded is None:
         return 2
-    if args.action not in ("pull", "push", "delete"):
+    action = as_action(args.action)
+    if action is None:
         print("ACTION is one of pull, push, delete", file=sys.stderr)
         return 2
     if not valid_name(args.repository):
         print(f"{args.repository!r} is not a valid repository name", file=sys.stderr)
         return 2
-    accounts = build_accounts(loaded.settings, loaded.htpasswd_users)
-    policy = Policy.build(accounts, loaded.settings.repositories)
-    subject = None if args.user == "-" else args.user
-    decision = decide(policy, subject, args.repository, args.action, datetime.now(UTC))
+    settings = loaded.settings
+    accounts = build_accounts(settings, loaded.htpasswd_users)
+    policy = Policy.build(accounts, settings.repositories, settings.teams,
+                          settings.disabled_identities)
+    subject = None if args.user == "-" else (policy.subject_for(args.user) or Subject(args.user))
+    decision = decide(policy, subject, args.repository, action, datetime.now(UTC))
     print(decision.explain())
     return 0 if decision.allowed else 1
+
+
+def _is_gateway(pid: int) -> bool:
+    """Whether `pid` runs registry-gateway (or `python -m gateway`) serve, by its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    names = [Path(a.decode(errors="replace")).name for a in argv]
+    return "serve" in names and ("registry-gateway" in names or "gateway" in names)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """SIGHUP to the running gateway, once its PID is checked to really be one."""
+    pid_file = Path(args.pid_file)
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        print(f"{pid_file}: no readable PID (is the gateway running?)", file=sys.stderr)
+        return 1
+    if pid <= 0 or not _is_gateway(pid):
+        print(f"{pid_file}: PID {pid} is not a running registry-gateway (stale file?)",
+              file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGHUP)
+    print(f"reload sent to registry-gateway (PID {pid}); its log says what changed")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config")
     check.set_defaults(func=cmd_check_config)
     hasher = commands.add_parser("hash-password", help="bcrypt a password read from stdin")
-    hasher.add_argument("--cost", type=int, default=HASH_COST, choices=range(10, 16),
+    hasher.add_argument("--cost", type=int, default=DEFAULT_BCRYPT_COST, choices=range(10, 16),
                         metavar="{10..15}")
     hasher.set_defaults(func=cmd_hash_password)
     explain = commands.add_parser("explain", help="allow or deny, and which rule says so")
@@ -124,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("repository")
     explain.add_argument("action", help="pull, push or delete")
     explain.set_defaults(func=cmd_explain)
+    reload = commands.add_parser("reload", help="make the running gateway reload its config")
+    reload.add_argument("--pid-file", default=DEFAULT_PID_FILE,
+                        help=f"the gateway's PID file (default: {DEFAULT_PID_FILE})")
+    reload.set_defaults(func=cmd_reload)
     return parser
 
 

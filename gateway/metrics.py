@@ -14,8 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
 from gateway import __version__
-from gateway.authn import AuthFailure
-from gateway.authz import ACTIONS
+from gateway.policy.actions import ACTIONS
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # From a sub-millisecond cached decision to a half-hour blob transfer on a slow link.
@@ -32,6 +31,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._request_families(r)
+        self._state_families(r)
+        self._initialize_series()
+
+    def _request_families(self, r: CollectorRegistry) -> None:
         self.requests = Counter(
             f"{PREFIX}_requests", "HTTP requests answered", ["method", "route", "status"],
             registry=r)
@@ -50,6 +54,8 @@ class Metrics:
             f"{PREFIX}_auth_failures", "Failed authentications", ["reason"], registry=r)
         self.upstream_errors = Counter(
             f"{PREFIX}_upstream_errors", "Upstream registry failures", ["kind"], registry=r)
+
+    def _state_families(self, r: CollectorRegistry) -> None:
         self.upstream_up = Gauge(
             f"{PREFIX}_upstream_up", "1 if the upstream registry answered the last probe "
             "(taken on every scrape and /readyz)", registry=r)
@@ -75,9 +81,14 @@ class Metrics:
         self.redis_fallbacks = Counter(
             f"{PREFIX}_state_fallbacks", "Shared-state operations served in-process "
             "because Redis failed", ["store"], registry=r)
+        self.spliced = Counter(
+            f"{PREFIX}_spliced_responses", "Blob responses whose body the kernel moved "
+            "socket to socket (splice)", registry=r)
+        self.connections_refused = Counter(
+            f"{PREFIX}_connections_refused", "Connections cut off before a request was "
+            "answered", ["reason"], registry=r)
         self.build_info = Gauge(
             f"{PREFIX}_build_info", "The running gateway's version", ["version"], registry=r)
-        self._initialize_series()
 
     def _initialize_series(self) -> None:
         # Known label values start at 0, so rate() and alerts see a series before its first event.
@@ -91,8 +102,8 @@ class Metrics:
             self.upstream_errors.labels(kind)
         for kind in TOKEN_KINDS:
             self.tokens_issued.labels(kind)
-        for reason in AuthFailure:
-            self.auth_failures.labels(reason.value)
+        for reason in ("over_cap", "header_timeout"):
+            self.connections_refused.labels(reason)
         for action in ACTIONS:
             for result in ("allow", "deny"):
                 self.decisions.labels(action, result)

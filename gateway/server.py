@@ -13,15 +13,11 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.app import create_app, create_metrics_app
-from gateway.config import LoadedConfig, Settings
-from gateway.limits import CONNECTION_LIMITS, LimitedSite, parser_logger
+from gateway.config.load import LoadedConfig
+from gateway.config.schema import Settings, split_host_port
+from gateway.http.limits import CONNECTION_LIMITS, LimitedSite, parser_logger
 
 log = logging.getLogger("registry_gateway")
-
-
-def _split(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -78,7 +74,7 @@ async def _start_sites(app: web.Application, runner: web.AppRunner, settings: Se
     # What is alive now (config, compiled rules, modules) lives as long as the process: keep it
     # out of the cyclic GC's full passes, each of which would stall the event loop for tens of ms.
     gc.freeze()
-    host, port = _split(settings.server.listen)
+    host, port = split_host_port(settings.server.listen)
     # Connection cap and head deadline: aiohttp has no setting for either (see limits.py).
     site = LimitedSite(runner, host, port, app[CONNECTION_LIMITS],
                        ssl_context=tls_context(settings), backlog=1024)
@@ -87,7 +83,7 @@ async def _start_sites(app: web.Application, runner: web.AppRunner, settings: Se
         metrics_runner = web.AppRunner(create_metrics_app(app), access_log=None)
         await metrics_runner.setup()
         runners.append(metrics_runner)
-        m_host, m_port = _split(settings.server.metrics_listen)
+        m_host, m_port = split_host_port(settings.server.metrics_listen)
         await web.TCPSite(metrics_runner, m_host, m_port).start()
 
 

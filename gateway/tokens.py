@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.authz import ACTIONS, Action
-from gateway.names import valid_name
-from gateway.scope import RepositoryScope
+from gateway.keys import SigningKey
+from gateway.policy.actions import ACTIONS, Action
+from gateway.policy.names import valid_name
+from gateway.policy.scope import RepositoryScope
+from gateway.policy.subject import EXTERNAL_KINDS, ExternalKind, Subject
+from gateway.state.ttlmap import TTLMap
 
 LEEWAY_SECONDS = 60
 ACCESS_TYPE = "JWT"
@@ -34,47 +32,11 @@ class TokenError(Exception):
     """The token is not one of ours, or not valid now; the message never includes the token."""
 
 
-def libtrust_kid(public_key: ec.EllipticCurvePublicKey) -> str:
-    """The key id docker/libtrust derives: base32 of the SPKI's SHA-256, in groups of four."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    b32 = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
-    return ":".join(b32[i : i + 4] for i in range(0, len(b32), 4))
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
-    kid: str
-
-    @classmethod
-    def from_private_key(cls, key: ec.EllipticCurvePrivateKey) -> SigningKey:
-        if not isinstance(key.curve, ec.SECP256R1):
-            raise ValueError("the token key must be an EC P-256 key")
-        return cls(key, libtrust_kid(key.public_key()))
-
-    @classmethod
-    def generate(cls) -> SigningKey:
-        return cls.from_private_key(ec.generate_private_key(ec.SECP256R1()))
-
-    @classmethod
-    def load(cls, path: Path) -> SigningKey:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{path}: expected an EC P-256 private key")
-        return cls.from_private_key(key)
-
-    def secret(self, purpose: bytes) -> bytes:
-        """A secret derived from the private key, for HMACs that must agree across replicas."""
-        raw = self.private_key.private_numbers().private_value.to_bytes(32, "big")
-        return hmac.new(raw, purpose, hashlib.sha256).digest()
-
-
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     subject: str  # "" for anonymous
-    jti: str
+    kind: ExternalKind | None  # None: a local account (looked up in the running config)
+    groups: frozenset[str]
     expires_at: float
     access: Mapping[str, frozenset[Action]]
 
@@ -107,7 +69,7 @@ class TokenAuthority:
         self.ttl = ttl
         self.refresh_ttl = refresh_ttl
         self._credential_secret = key.secret(b"registry-gateway refresh credential tag")
-        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._verified: TTLMap[str, AccessClaims] = TTLMap(VERIFIED_TOKENS, time.time)
 
     @property
     def kid(self) -> str:
@@ -128,9 +90,11 @@ class TokenAuthority:
         headers = {"typ": typ, "kid": self._key.kid}
         return jwt.encode(claims, self._key.private_key, algorithm="ES256", headers=headers)
 
-    def issue_access(self, subject: str, granted: Sequence[RepositoryScope],
-                     catalog: bool) -> IssuedToken:
+    def issue_access(self, subject: Subject | None, granted: Sequence[RepositoryScope],
+                     catalog: bool, ttl: int | None = None) -> IssuedToken:
+        """An access token; `ttl` shortens it (an identity that must be checked again sooner)."""
         now = time.time()
+        ttl = self.ttl if ttl is None else min(ttl, self.ttl)
         access: list[dict[str, Any]] = [
             {"type": "repository", "name": s.name,
              "actions": [a for a in ACTIONS if a in s.actions]}
@@ -138,8 +102,10 @@ class TokenAuthority:
         ]
         if catalog:
             access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
-        claims = self._claims(subject, now, self.ttl) | {"access": access}
-        return IssuedToken(self._sign(claims, ACCESS_TYPE), self.ttl, rfc3339(now))
+        claims = self._claims(subject.name if subject else "", now, ttl) | {"access": access}
+        if subject is not None and not subject.local:
+            claims |= {"kind": subject.kind, "groups": sorted(subject.groups)}
+        return IssuedToken(self._sign(claims, ACCESS_TYPE), ttl, rfc3339(now))
 
     def credential_tag(self, subject: str, password_hash: bytes) -> str:
         """Binds a refresh token to the account's current password: a new password revokes it."""
@@ -192,19 +158,16 @@ class TokenAuthority:
         # and issuer cannot change: skip the ECDSA check and the parsing for it.
         known = self._verified.get(token)
         if known is not None:
-            if time.time() < int(known.expires_at) + LEEWAY_SECONDS:
-                return known
-            del self._verified[token]
+            return known
         claims = self._decode(token, ACCESS_TYPE)
         verified = AccessClaims(
             subject=claims["sub"],
-            jti=claims["jti"],
+            kind=_kind(claims.get("kind")),
+            groups=_groups(claims.get("groups")),
             expires_at=float(claims["exp"]),
             access=_parse_access(claims.get("access")),
         )
-        self._verified[token] = verified
-        if len(self._verified) > VERIFIED_TOKENS:
-            self._verified.popitem(last=False)
+        self._verified.put_until(token, verified, int(verified.expires_at) + LEEWAY_SECONDS)
         return verified
 
     def verify_refresh(self, token: str) -> RefreshClaims:
@@ -213,6 +176,23 @@ class TokenAuthority:
         if not claims["sub"] or not isinstance(tag, str):
             raise TokenError("invalid refresh token")
         return RefreshClaims(claims["sub"], tag)
+
+
+def _kind(value: object) -> ExternalKind | None:
+    if value is None:
+        return None
+    kind = next((k for k in EXTERNAL_KINDS if k == value), None)
+    if kind is None:
+        raise TokenError("invalid token: unknown identity kind")
+    return kind
+
+
+def _groups(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+        raise TokenError("invalid token: groups must be a list of strings")
+    return frozenset(value)
 
 
 def _parse_access(value: object) -> dict[str, frozenset[Action]]:

@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from gateway.accounts import Account, AccountState
-from gateway.authz import ACTIONS, Principals, Rule, decide
-from gateway.names import valid_name
-from gateway.snapshot import Snapshot
+from gateway.http.services import Services
+from gateway.policy.accounts import Account, AccountState
+from gateway.policy.actions import ACTIONS, as_action
+from gateway.policy.names import valid_name
+from gateway.policy.rules import Rule
+from gateway.policy.subject import Subject
+from gateway.runtime.snapshot import Snapshot
 from gateway.ui.render import not_found, render
 from gateway.ui.visit import Visit
 
@@ -34,13 +37,6 @@ class Explanation:
     text: str
 
 
-def principals(entries: Principals) -> list[str]:
-    return [*(["authenticated"] if entries.authenticated else []),
-            *(f"team:{n}" for n in sorted(entries.teams)),
-            *(f"user:{n}" for n in sorted(entries.users)),
-            *(f"service:{n}" for n in sorted(entries.services))]
-
-
 def _account_row(account: Account, now: datetime) -> AccountRow:
     state = account.state(now)
     warning = ""
@@ -52,22 +48,24 @@ def _account_row(account: Account, now: datetime) -> AccountRow:
     return AccountRow(account, state.value, sorted(account.teams), warning)
 
 
-def explain(snapshot: Snapshot, user: str, repository: str, action: str) -> Explanation:
+async def explain(services: Services, snapshot: Snapshot, user: str, repository: str,
+                  action: str) -> Explanation:
     """The answer `registry-gateway explain USER REPOSITORY ACTION` prints for the running config."""
-    checked = next((a for a in ACTIONS if a == action), None)
+    checked = as_action(action)
     if checked is None:
         return Explanation(user, repository, action, None, "ACTION is one of pull, push, delete")
     if not valid_name(repository):
         return Explanation(user, repository, action, None,
                            f"{repository!r} is not a valid repository name")
-    subject = None if user in ("-", "") else user
-    decision = decide(snapshot.policy, subject, repository, checked, datetime.now(UTC))
-    return Explanation(user or "-", repository, action, decision.allowed, decision.explain())
+    subject = None if user in ("-", "") else (snapshot.policy.subject_for(user) or Subject(user))
+    verdicts = await services.access.decide(snapshot, subject, repository, (checked,),
+                                            cached=False, count=False)
+    return Explanation(user or "-", repository, action, verdicts.allowed, verdicts[0].describe())
 
 
 def _rules(snapshot: Snapshot) -> list[tuple[Rule, dict[str, list[str]]]]:
-    return [(rule, {"pull": principals(rule.pull), "push": principals(rule.push),
-                    "delete": principals(rule.delete)}) for rule in snapshot.policy.rules]
+    return [(rule, {"pull": rule.pull.entries(), "push": rule.push.entries(),
+                    "delete": rule.delete.entries()}) for rule in snapshot.policy.rules]
 
 
 async def access(request: web.Request, visit: Visit) -> web.StreamResponse:
@@ -78,8 +76,9 @@ async def access(request: web.Request, visit: Visit) -> web.StreamResponse:
     accounts = sorted(snapshot.policy.accounts.values(), key=lambda a: (a.kind, a.name))
     query = request.query
     asked = "repository" in query or "user" in query
-    result = explain(snapshot, query.get("user", "-").strip(), query.get("repository", "").strip(),
-                     query.get("action", "pull")) if asked else None
+    result = await explain(visit.services, snapshot, query.get("user", "-").strip(),
+                           query.get("repository", "").strip(),
+                           query.get("action", "pull")) if asked else None
     return render(request, visit, "access.html", {
         "rules": _rules(snapshot),
         "accounts": [_account_row(a, now) for a in accounts],

@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from gateway.names import NAME_MAX, valid_name
-from gateway.proxy import UpstreamError
+from gateway.http.visible import visible_page
+from gateway.policy.names import NAME_MAX, valid_name
 from gateway.ui.render import not_found, render
 from gateway.ui.upstream_reads import TagReader, list_tags
 from gateway.ui.visit import Visit
+from gateway.upstream.client import UpstreamError
 
 PAGE_SIZE = 50
 TAG_PAGE_SIZE = 25
@@ -49,8 +50,8 @@ async def index(request: web.Request, visit: Visit) -> web.StreamResponse:
     def keep(name: str) -> bool:
         return (not query or query in name) and valid_name(name)
 
-    page = await visit.services.catalog.page_for(visit.snapshot.policy, visit.subject,
-                                                 PAGE_SIZE, last, keep)
+    page = await visible_page(visit.services, visit.snapshot, visit.caller, PAGE_SIZE, last,
+                              keep)
     next_url = None
     if page.more and page.repositories:
         params = {"q": query} if query else {}
@@ -69,8 +70,9 @@ async def repository(request: web.Request, visit: Visit) -> web.StreamResponse:
     # Nothing about a repository the viewer may not pull is read, so its page is the 404 page.
     if not valid_name(name):
         return not_found(request, visit)
-    access = visit.services.access
-    if not (await access.decide(visit.snapshot, visit.subject, name, "pull")).allowed:
+    verdicts = await visit.services.access.decide(visit.snapshot, visit.subject, name,
+                                                  ("pull", "push", "delete"))
+    if "pull" not in verdicts.granted:
         return not_found(request, visit)
     tags = await list_tags(visit.services, name)
     if tags is None:
@@ -79,8 +81,7 @@ async def repository(request: web.Request, visit: Visit) -> web.StreamResponse:
     start = tags.index(last) + 1 if last in tags else 0
     shown = tags[start:start + TAG_PAGE_SIZE]
     more = start + TAG_PAGE_SIZE < len(tags)
-    may = [action for action in ("push", "delete")
-           if (await access.decide(visit.snapshot, visit.subject, name, action)).allowed]
+    may = [action for action in ("push", "delete") if action in verdicts.granted]
     base = f"/ui/repositories/{name}"
     return render(request, visit, "repository.html", {
         "name": name,

@@ -5,9 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from gateway.access import Refusal
-from gateway.clientaddr import basic_credentials_allowed
-from gateway.handlers.common import request_client
+from gateway.access.request import Refusal
 from gateway.ui.render import error_page, render
 from gateway.ui.visit import Visit, end_session, start_session
 
@@ -46,15 +44,15 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
     if isinstance(form, web.Response):
         return form
     snapshot = visit.snapshot
-    if not basic_credentials_allowed(request, snapshot.settings.server):
+    if not visit.scope.passwords_allowed:
         return error_page(request, visit, 403, "Sign-in needs HTTPS",
                           "Passwords are accepted only over HTTPS (or on this machine).")
     username = form.get("username", "")[:MAX_USERNAME]
     password = form.get("password", "")[:MAX_PASSWORD + 1]
-    client = request_client(request, snapshot)
-    result = await visit.services.access.login(snapshot, username, password, client)
+    result = await visit.services.access.login(visit.scope, username, password)
     known = username in snapshot.policy.accounts
-    visit.services.audit.write("ui_login", client=client, user=username if known else None,
+    visit.services.audit.write("ui_login", request_id=visit.scope.request_id,
+                               client=visit.scope.client, user=username if known else None,
                                result="deny" if isinstance(result, Refusal) else "allow")
     if isinstance(result, Refusal):
         if result.retry_after is not None:
@@ -64,7 +62,7 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
                 headers={"Retry-After": str(result.retry_after)})
         return render(request, visit, "login.html", {"username": username, "error": BAD_LOGIN})
     response = see_other("/ui/")
-    start_session(request, visit, result, response)
+    start_session(request, visit, snapshot.policy.accounts[result.name], response)
     return response
 
 

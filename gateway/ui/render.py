@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from gateway.proxy import UpstreamError
 from gateway.ui.visit import Visit, apply_cookies, begin_visit
+from gateway.upstream.client import UpstreamError
 
 log = logging.getLogger("registry_gateway.ui")
 

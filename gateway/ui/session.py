@@ -13,11 +13,11 @@ import hmac
 import json
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.filechecks import MIN_SESSION_SECRET_BYTES
+from gateway.config.filechecks import MIN_SESSION_SECRET_BYTES
+from gateway.state.ttlmap import TTLMap
 
 MAX_COOKIE = 1024
 MIN_SECRET_BYTES = MIN_SESSION_SECRET_BYTES
@@ -118,20 +118,10 @@ class Revocations:
     """Session ids ended by logout, until they would have expired anyway; bounded, per process."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
-        self._max = max_entries
-        self._ended: OrderedDict[str, int] = OrderedDict()
+        self._ended: TTLMap[str, bool] = TTLMap(max_entries, time.time)
 
     def revoke(self, session: Session) -> None:
-        self._ended[session.sid] = session.expires
-        self._ended.move_to_end(session.sid)
-        while len(self._ended) > self._max:
-            self._ended.popitem(last=False)
+        self._ended.put_until(session.sid, True, session.expires)
 
     def revoked(self, session: Session, now: float | None = None) -> bool:
-        current = now if now is not None else time.time()
-        while self._ended:
-            sid, expires = next(iter(self._ended.items()))
-            if expires > current:
-                break
-            del self._ended[sid]
-        return session.sid in self._ended
+        return self._ended.get(session.sid, now) is not None

@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from gateway.config import Settings
+from gateway.config.schema import Settings
 from gateway.ui import access_page, browse, login
 from gateway.ui.formatting import FILTERS
 from gateway.ui.render import add_security_headers, not_found, page

@@ -6,17 +6,13 @@ Every body read here is JSON with a size cap; blobs other than an image config a
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
-from gateway.names import DIGEST, TAG
-from gateway.proxy import UpstreamError
-from gateway.services import Services
+from gateway.http.services import Services
+from gateway.policy.names import DIGEST, TAG
+from gateway.upstream.client import UpstreamError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -82,38 +78,7 @@ async def list_tags(services: Services, name: str) -> list[str] | None:
 
 async def _get_json(services: Services, path: str, accept: str | None,
                     limit: int) -> tuple[int, Any, str, str]:
-    """(status, JSON body or None, content type, digest header) of a capped GET."""
-    headers = {"Accept": accept} if accept else {}
-    try:
-        async with services.upstream.session.get(
-            URL(services.upstream.base + path, encoded=True), headers=headers,
-            allow_redirects=False,
-        ) as response:
-            length = response.content_length
-            if response.status != 200 or (length is not None and length > limit):
-                return response.status, None, "", ""
-            raw = await _read_capped(response, limit)
-            if raw is None:
-                return response.status, None, "", ""
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-            return (response.status, json.loads(raw), content_type,
-                    response.headers.get("Docker-Content-Digest", ""))
-    except ValueError:
-        return 502, None, "", ""
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        services.metrics.upstream_errors.labels(
-            "timeout" if isinstance(exc, TimeoutError) else "connect").inc()
-        raise UpstreamError("manifest", 502) from exc
-
-
-async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    raw = bytearray()
-    while len(raw) <= limit:
-        chunk = await response.content.read(limit + 1 - len(raw))
-        if not chunk:
-            return bytes(raw)
-        raw += chunk
-    return None
+    return await services.upstream.get_capped_json(path, accept, limit)
 
 
 def _size(manifest: dict[str, Any]) -> int | None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gateway.accounts import Account, AccountState
-from gateway.clientaddr import is_secure
-from gateway.config import Settings
-from gateway.services import SERVICES, Services
-from gateway.snapshot import Snapshot
+from gateway.access.request import ANONYMOUS, REQUEST_SCOPE, Caller, RequestScope
+from gateway.config.schema import Settings
+from gateway.http.clientaddr import is_secure
+from gateway.http.services import SERVICES, Services
+from gateway.policy.accounts import Account
+from gateway.policy.subject import Subject
+from gateway.runtime.snapshot import Snapshot
 from gateway.ui.session import Revocations, Session, SessionCodec, new_csrf_cookie
 
 SESSION_COOKIE = "rg_session"
@@ -41,7 +42,7 @@ class Visit:
     """One request's view: the snapshot it reads, the viewer, and the cookies to send back."""
 
     services: Services
-    snapshot: Snapshot
+    scope: RequestScope
     ui: UiState
     account: Account | None
     session: Session | None
@@ -50,8 +51,16 @@ class Visit:
     drop_session: bool
 
     @property
-    def subject(self) -> str | None:
-        return self.account.name if self.account is not None else None
+    def snapshot(self) -> Snapshot:
+        return self.scope.snapshot
+
+    @property
+    def subject(self) -> Subject | None:
+        return Subject(self.account.name, self.account.kind) if self.account is not None else None
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(self.subject, presented_credentials=True) if self.account else ANONYMOUS
 
     @property
     def admin(self) -> bool:
@@ -66,18 +75,15 @@ class Visit:
         return self.ui.codec.csrf_token(self.csrf_cookie, self.sid)
 
 
-def _active(account: Account | None) -> bool:
-    return account is not None and account.state(datetime.now(UTC)) is AccountState.ACTIVE
-
-
 def _checked_session(
-    ui: UiState, snapshot: Snapshot, cookie: str
+    services: Services, ui: UiState, snapshot: Snapshot, cookie: str
 ) -> tuple[Account, Session] | None:
     claimed = ui.codec.peek(cookie)
     if claimed is None:
         return None
     account = snapshot.policy.accounts.get(claimed.subject)
-    if account is None or not _active(account):
+    if account is None or services.access.gate_failure(
+            snapshot, Subject(account.name, account.kind)) is not None:
         return None
     session = ui.codec.verify(cookie, account.password_hash)
     if session is None or ui.revocations.revoked(session):
@@ -88,14 +94,14 @@ def _checked_session(
 def begin_visit(request: web.Request) -> Visit:
     services = request.app[SERVICES]
     ui = request.app[UI_STATE]
-    snapshot = services.holder.current
+    scope = request[REQUEST_SCOPE]
     cookie = request.cookies.get(SESSION_COOKIE, "")
-    checked = _checked_session(ui, snapshot, cookie) if cookie else None
+    checked = _checked_session(services, ui, scope.snapshot, cookie) if cookie else None
     csrf = request.cookies.get(CSRF_COOKIE, "")
     fresh_csrf = len(csrf) < 32 or len(csrf) > 128
     return Visit(
         services=services,
-        snapshot=snapshot,
+        scope=scope,
         ui=ui,
         account=checked[0] if checked else None,
         session=checked[1] if checked else None,

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from support import Upstream
 from support.gateway import RunningGateway
+from support.metrics import metric_value
 from test_http_api import basic, get_token, push_blob
 
 REPOSITORY = "myteam/stream"
@@ -73,11 +74,14 @@ async def test_large_range_is_spliced_with_its_status(
     data = os.urandom(4 * MiB)
     digest = await push_direct(session, registry_upstream, data)
     auth = await bearer(session, gateway)
+    spliced = metric_value(gateway.url, "registry_gateway_spliced_responses_total")
     status, headers, body = await get_blob(
         session, gateway, digest, {**auth, "Range": f"bytes={MiB}-{3 * MiB - 1}"})
     assert status == 206
     assert body == data[MiB:3 * MiB]
     assert headers["Content-Range"] == f"bytes {MiB}-{3 * MiB - 1}/{len(data)}"
+    # The kernel moved the body: this answer took the spliced path, not the ordinary one.
+    assert metric_value(gateway.url, "registry_gateway_spliced_responses_total") == spliced + 1
 
 
 async def test_small_blob_and_missing_blob(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from support import Upstream, free_port
 from support.gateway import RunningGateway, running_gateway
+from support.metrics import metric_value
 
 from security.conftest import security_config
 from security.helpers import SERVICE, RawResponse, parse_response, raw_request, send_raw
@@ -111,6 +112,12 @@ async def test_connections_over_the_cap_get_a_503(limited: RunningGateway) -> No
     assert refused is not None and refused.status == 503, refused
     assert refused.header("Retry-After") == "1"
     assert refused.json()["errors"][0]["code"] == "UNAVAILABLE"
+    _, writer = held.pop()
+    writer.close()
+    await asyncio.sleep(0.2)
+    # The refusal is counted where an operator looks (once a slot is free to ask /metrics).
+    assert metric_value(limited.url, "registry_gateway_connections_refused_total",
+                        {"reason": "over_cap"}) == 1
     _, writer = held.pop()
     writer.close()
     deadline = time.monotonic() + 5

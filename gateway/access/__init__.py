@@ -1,0 +1,1 @@
+"""Access: the request scope, authentication of every credential kind, the decision door."""

@@ -1,0 +1,1 @@
+"""The config file: schema, loading, cross-references and every problem at once."""

@@ -1,0 +1,1 @@
+"""HTTP: the request scope middleware, connection limits, registry errors and the handlers."""

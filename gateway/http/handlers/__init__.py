@@ -1,0 +1,1 @@
+"""The handlers of /v2/, /token, health and metrics."""

@@ -1,0 +1,74 @@
+"""Accounts and teams as the decision sees them: who exists, in which state, in which teams."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from gateway.config.htpasswd import HtpasswdEntry
+from gateway.config.schema import Settings
+
+AccountKind = Literal["user", "service"]
+
+
+class AccountState(Enum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    kind: AccountKind
+    password_hash: bytes = field(repr=False)
+    admin: bool = False
+    disabled: bool = False
+    expires: datetime | None = None
+    teams: frozenset[str] = frozenset()
+
+    def state(self, now: datetime) -> AccountState:
+        if self.disabled:
+            return AccountState.DISABLED
+        if self.expires is not None and now >= self.expires:
+            return AccountState.EXPIRED
+        return AccountState.ACTIVE
+
+
+def build_accounts(
+    settings: Settings, htpasswd_users: Mapping[str, HtpasswdEntry]
+) -> dict[str, Account]:
+    """All accounts by name, each knowing its teams."""
+    memberships: dict[str, set[str]] = {}
+    for team, spec in settings.teams.items():
+        for member in spec.members:
+            memberships.setdefault(member, set()).add(team)
+
+    def teams_of(name: str) -> frozenset[str]:
+        return frozenset(memberships.get(name, ()))
+
+    accounts: dict[str, Account] = {}
+    for name, entry in htpasswd_users.items():
+        accounts[name] = Account(name, "user", entry.password_hash.encode(), teams=teams_of(name))
+    for name, user in settings.users.items():
+        accounts[name] = Account(
+            name,
+            "user",
+            user.password_hash.get_secret_value().encode(),
+            admin=user.admin,
+            disabled=user.disabled,
+            teams=teams_of(name),
+        )
+    for name, service in settings.service_accounts.items():
+        accounts[name] = Account(
+            name,
+            "service",
+            service.password_hash.get_secret_value().encode(),
+            disabled=service.disabled,
+            expires=service.expires,
+            teams=teams_of(name),
+        )
+    return accounts

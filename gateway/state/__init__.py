@@ -1,0 +1,1 @@
+"""State not derived from the config: decision cache, lockout, upload bindings (memory / Redis)."""
