@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -36,6 +37,8 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.forward import Forwarder
 
 log = logging.getLogger("registry_gateway")
+EXPIRY_WARNING = timedelta(days=30)
+SERVER_NAME = "registry-gateway"
 
 
 def _signing_key(loaded: LoadedConfig) -> SigningKey:
@@ -83,6 +86,7 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     app = web.Application(middlewares=[request_phases, observe], client_max_size=MAX_FORM_BYTES)
     app[SERVICES] = services
     app[CONNECTION_LIMITS] = ConnectionLimits(settings.server.limits, metrics)
+    app.on_response_prepare.append(_quiet_server_header)
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(_stores_context(stores))
     app.cleanup_ctx.append(_signals_and_watch)
@@ -98,18 +102,31 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     return app
 
 
+async def _quiet_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Name the product, never its versions (aiohttp would say `Python/3.11 aiohttp/3.x`)."""
+    response.headers["Server"] = SERVER_NAME
+
+
 def create_metrics_app(app: web.Application) -> web.Application:
     """/metrics alone, for `server.metrics_listen`."""
     metrics_app = web.Application()
+    metrics_app.on_response_prepare.append(_quiet_server_header)
     metrics_app[SERVICES] = app[SERVICES]
     metrics_app.router.add_get("/metrics", ops.metrics)
     return metrics_app
 
 
 def _observe_config(metrics: Metrics, snapshot: Snapshot) -> None:
-    expiries = {a.name: a.expires for a in snapshot.policy.accounts.values()
-                if a.kind == "service"}
-    metrics.observe_config(snapshot.fingerprint, snapshot.loaded_at, expiries)
+    """Metrics of the running config; names of accounts near expiry go to the log only."""
+    expiring = {a.name: a.expires for a in snapshot.policy.accounts.values()
+                if a.expires is not None and not a.disabled}
+    metrics.observe_config(snapshot.fingerprint, snapshot.loaded_at, expiring.values())
+    now = datetime.now(UTC)
+    for name, expires in sorted(expiring.items()):
+        if expires <= now:
+            log.warning("service account %s expired at %s", name, expires.isoformat())
+        elif expires - now <= EXPIRY_WARNING:
+            log.warning("service account %s expires at %s", name, expires.isoformat())
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:

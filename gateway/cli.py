@@ -172,8 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("action", help="pull, push or delete")
     explain.set_defaults(func=cmd_explain)
     reload = commands.add_parser("reload", help="make the running gateway reload its config")
-    reload.add_argument("--pid-file", default=DEFAULT_PID_FILE,
-                        help=f"the gateway's PID file (default: {DEFAULT_PID_FILE})")
+    reload.add_argument("--pid-file",
+                        default=os.environ.get("REGISTRY_GATEWAY_PID_FILE") or DEFAULT_PID_FILE,
+                        help="the gateway's PID file (default: $REGISTRY_GATEWAY_PID_FILE, "
+                             f"then {DEFAULT_PID_FILE})")
     reload.set_defaults(func=cmd_reload)
     return parser
 

@@ -1,13 +1,11 @@
 """Prometheus metrics on the gateway's own registry; labels stay low-cardinality.
 
-No label ever holds a repository, user, token, path or client address. The one exception is
-`service_account_expiry_timestamp_seconds{account}`: service accounts are few and named in the
-config, and operators who must not publish their names serve /metrics on `server.metrics_listen`.
+No label ever holds a repository, user, account, token, path or client address.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,6 +23,7 @@ DURATION_BUCKETS = (
 PREFIX = "registry_gateway"
 TOKEN_KINDS = ("access", "refresh")
 UPSTREAM_ERROR_KINDS = ("connect", "timeout", "protocol", "status")
+EXPIRY_WINDOWS = {"7d": 7 * 86400, "30d": 30 * 86400}
 
 
 class Metrics:
@@ -33,6 +32,7 @@ class Metrics:
         r = self.registry
         self._request_families(r)
         self._state_families(r)
+        self._expiries: tuple[float, ...] = ()
         self._initialize_series()
 
     def _request_families(self, r: CollectorRegistry) -> None:
@@ -73,9 +73,13 @@ class Metrics:
         self.config_info = Gauge(
             f"{PREFIX}_config_info", "The running config's fingerprint", ["fingerprint"],
             registry=r)
-        self.account_expiry = Gauge(
-            f"{PREFIX}_service_account_expiry_timestamp_seconds",
-            "When each service account expires", ["account"], registry=r)
+        # Counts, never names: /metrics is often reachable by more people than the config.
+        self.accounts_expiring = Gauge(
+            f"{PREFIX}_service_accounts_expiring", "Active service accounts that expire within "
+            "the window (names: the log at load, /ui/access)", ["within"], registry=r)
+        self.accounts_expired = Gauge(
+            f"{PREFIX}_service_accounts_expired", "Service accounts past their expiry",
+            registry=r)
         self.lockouts = Counter(
             f"{PREFIX}_lockouts", "Lockouts started", registry=r)
         self.redis_fallbacks = Counter(
@@ -111,14 +115,18 @@ class Metrics:
         self.build_info.labels(__version__).set(1)
 
     def observe_config(self, fingerprint: str, loaded_at: float,
-                       expiries: Mapping[str, datetime | None]) -> None:
+                       expiries: Iterable[datetime]) -> None:
         self.config_info.clear()
         self.config_info.labels(fingerprint).set(1)
         self.last_reload.set(loaded_at)
-        self.account_expiry.clear()
-        for account, expires in expiries.items():
-            if expires is not None:
-                self.account_expiry.labels(account).set(expires.timestamp())
+        self._expiries = tuple(sorted(e.timestamp() for e in expiries))
+
+    def observe_expiries(self, now: float) -> None:
+        """Expiry counts as of `now` (called at scrape time: they change with the clock)."""
+        for label, seconds in EXPIRY_WINDOWS.items():
+            self.accounts_expiring.labels(label).set(
+                sum(1 for e in self._expiries if now < e <= now + seconds))
+        self.accounts_expired.set(sum(1 for e in self._expiries if e <= now))
 
     def observe_reload(self, ok: bool) -> None:
         self.reloads.labels("success" if ok else "error").inc()

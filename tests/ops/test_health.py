@@ -47,7 +47,7 @@ def test_metrics_listen_moves_metrics_off_the_main_listener(ops_gateway: Gateway
         # The main listener's traffic shows on the metrics listener: one registry of metrics.
         assert value(text, "registry_gateway_requests_total",
                      method="GET", route="other", status="404") == 1
-        assert "registry_gateway_service_account_expiry_timestamp_seconds" in text
+        assert "registry_gateway_service_accounts_expiring" in text
         # Only /metrics lives there: no registry API, no health, no token endpoint.
         for path in ("/v2/", "/token", "/healthz"):
             assert http_get(f"http://127.0.0.1:{metrics_port}{path}")[0] == 404

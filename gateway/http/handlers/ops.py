@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from gateway.access.request import REQUEST_SCOPE
@@ -46,6 +48,7 @@ async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     # Probing at scrape time keeps `upstream_up` as fresh as the scrape, with no timer of our own.
     await probe_upstream(services)
+    services.metrics.observe_expiries(time.time())
     body, content_type = services.metrics.render(request.headers.get("Accept"))
     response = web.Response(body=body, headers=NO_STORE)
     response.headers["Content-Type"] = content_type
