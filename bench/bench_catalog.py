@@ -37,7 +37,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 
-from support.gateway import base_config, new_port, password_hash, running_gateway  # noqa: E402
+from support.gateway import base_config, password_hash, running_gateway  # noqa: E402
+from support.procs import free_port  # noqa: E402
 from support.registry import Upstream, registry_config, scratch_dir  # noqa: E402
 
 TEAMS = 100
@@ -47,7 +48,7 @@ PASSWORD = "viewer-secret"
 @contextmanager
 def registry(workdir: Path, maxentries: int | None) -> Iterator[Upstream]:
     root = scratch_dir("rg-bench-catalog-")
-    port = new_port()
+    port = free_port()
     upstream = Upstream(workdir, port, storage=root, owns_storage=True, access_log=False)
     extra = f"catalog:\n  maxentries: {maxentries}\n" if maxentries else ""
     upstream.config_path.write_text(registry_config(root, port, access_log=False) + extra)
@@ -110,7 +111,7 @@ def source_of(ref: str, into: Path) -> Path:
 
 def measure(label: str, upstream: Upstream, workdir: Path, team: int, walks: int,
             expected: list[str], source: Path | None = None) -> None:
-    port = new_port()
+    port = free_port()
     env = {"PYTHONPATH": str(source)} if source else {}
     with running_gateway(config(upstream.url, port, team), workdir, port, env=env):
         cold, names = walk(port)

@@ -3,9 +3,10 @@
 
     python bench/bench_decisions.py [--rounds 5] [--bcrypt-cost 12]
 
-Starts its own redis-server on loopback (no persistence), builds the gateway's AccessControl on a
-config like the tests' (bcrypt cost 12 as in production, unless told otherwise; 500 rules that
-start with a wildcard ahead of the one that decides) and times, per
+Starts its own redis-server on loopback (no persistence), builds the gateway's AccessService
+(wired as `gateway.app` wires it: the Decider over a decision cache, local accounts behind the
+identity backends) on a config like the tests' (bcrypt cost 12 as in production, unless told
+otherwise; 500 rules that start with a wildcard ahead of the one that decides) and times, per
 call, in one event loop (uvloop when installed, as `serve` uses):
 
 - decide, warm in-process LRU: the hot path; Redis is never touched;
@@ -38,29 +39,30 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 
+from support.access import access_service, request_scope  # noqa: E402
 from support.redis_server import start_redis  # noqa: E402
 
-from gateway.access import AccessControl  # noqa: E402
-from gateway.authn import CredentialCache, PasswordChecker  # noqa: E402
-from gateway.cache import (  # noqa: E402
+from gateway.access.service import AccessService  # noqa: E402
+from gateway.config.load import load_config_text  # noqa: E402
+from gateway.config.schema import CacheSettings  # noqa: E402
+from gateway.identity.passwords import CredentialCache, PasswordChecker  # noqa: E402
+from gateway.metrics import Metrics  # noqa: E402
+from gateway.policy.subject import Subject  # noqa: E402
+from gateway.runtime.snapshot import Snapshot, build_snapshot  # noqa: E402
+from gateway.state.decisions import (  # noqa: E402
     MISS,
     CachedDecision,
-    DecisionCache,
     DecisionKey,
     Lookup,
     MemoryDecisionCache,
+    RedisDecisions,
+    TieredDecisionCache,
 )
-from gateway.config import CacheSettings, load_config_text  # noqa: E402
-from gateway.metrics import Metrics  # noqa: E402
-from gateway.redis_client import connect  # noqa: E402
-from gateway.redis_decisions import RedisDecisions, TieredDecisionCache  # noqa: E402
-from gateway.redis_link import RedisLink  # noqa: E402
-from gateway.snapshot import Snapshot, build_snapshot  # noqa: E402
-from gateway.stores import MemoryLockoutStore  # noqa: E402
-from gateway.tokens import SigningKey, TokenAuthority  # noqa: E402
+from gateway.state.redis import RedisLink, connect  # noqa: E402
 
 PASSWORD = "alice-secret"
 REPOSITORY = "myteam/app"
+PULL = ("pull",)
 Call = Callable[[], Awaitable[object]]
 
 
@@ -77,6 +79,7 @@ def snapshot_for(cost: int, rules: int, wildcard: bool = False) -> Snapshot:
         "server": {"public_url": "http://127.0.0.1:5050"},
         "upstream": {"url": "http://127.0.0.1:5000"},
         "token": {"service": "bench"},
+        "cache": {"ttl": 600},  # entries outlive every round: a hit stays a hit
         "users": {"alice": {"password_hash": password_hash}, "bob": {"password_hash": password_hash}},
         "teams": {"myteam": {"members": ["alice"]}},
         "repositories": [*filler, {"match": "myteam/*", "pull": ["team:myteam"]}],
@@ -87,19 +90,17 @@ def snapshot_for(cost: int, rules: int, wildcard: bool = False) -> Snapshot:
 class NoCache:
     """Every lookup misses: what the rules alone cost, through the same pipeline."""
 
-    async def get(self, key: DecisionKey) -> Lookup:
+    async def get(self, key: DecisionKey, settings: CacheSettings) -> Lookup:
         return MISS
 
-    async def put(self, key: DecisionKey, value: CachedDecision) -> None:
+    async def put(self, key: DecisionKey, value: CachedDecision, settings: CacheSettings) -> None:
         return None
 
 
-def access_control(cache: DecisionCache, passwords: PasswordChecker,
-                   snapshot: Snapshot) -> AccessControl:
-    key = SigningKey.generate()
-    return AccessControl(
-        TokenAuthority(key, "bench", "bench", 300, 3600), passwords, cache,
-        MemoryLockoutStore(snapshot.settings.auth.lockout), Metrics(), b"a" * 32)
+def alice(snapshot: Snapshot) -> Subject:
+    subject = snapshot.policy.subject_for("alice")
+    assert subject is not None
+    return subject
 
 
 async def per_call(call: Call, iterations: int, rounds: int) -> float:
@@ -117,14 +118,18 @@ async def per_call(call: Call, iterations: int, rounds: int) -> float:
 
 async def measure(redis_url: str, cost: int, rounds: int) -> list[tuple[str, float]]:
     snapshot = snapshot_for(cost, rules=500, wildcard=True)
-    memory = MemoryDecisionCache(ttl=600, max_entries=100_000)
+    memory = MemoryDecisionCache(max_entries=100_000)
     checker = PasswordChecker(CredentialCache(600))
-    in_process = access_control(memory, checker, snapshot)
+    in_process = access_service(memory, checker)
+    subject = alice(snapshot)
     rows: list[tuple[str, float]] = []
 
     async def memory_hit() -> object:
-        return await in_process.decide(snapshot, "alice", REPOSITORY, "pull")
+        return await in_process.decide(snapshot, subject, REPOSITORY, PULL)
 
+    # Time the path that serves alice, not a refusal that happens to be cheaper.
+    assert (await in_process.decide(snapshot, subject, REPOSITORY, PULL)).allowed
+    assert await in_process.login(request_scope(snapshot), "alice", PASSWORD) == subject
     rows.append(("decide, warm in-process LRU", await per_call(memory_hit, 20_000, rounds)))
 
     # The timeout does not change what a hit costs; a generous one keeps a busy machine's
@@ -134,18 +139,18 @@ async def measure(redis_url: str, cost: int, rounds: int) -> list[tuple[str, flo
     async with connect(settings) as client:
         link = RedisLink(link_metrics, settings.redis_timeout)
         link.client = client
-        lru = MemoryDecisionCache(ttl=600, max_entries=100_000)
-        tiered = TieredDecisionCache(lru, RedisDecisions(link, b"s" * 32, ttl=600))
-        through_redis = access_control(tiered, checker, snapshot)
-        await through_redis.decide(snapshot, "alice", REPOSITORY, "pull")  # now in Redis
+        lru = MemoryDecisionCache(max_entries=100_000)
+        tiered = TieredDecisionCache(lru, RedisDecisions(link, b"s" * 32))
+        through_redis = access_service(tiered, checker)
+        await through_redis.decide(snapshot, subject, REPOSITORY, PULL)  # now in Redis
 
         async def redis_hit() -> object:
-            lru.clear()
-            return await through_redis.decide(snapshot, "alice", REPOSITORY, "pull")
+            lru.entries.clear()
+            return await through_redis.decide(snapshot, subject, REPOSITORY, PULL)
 
         rows.append(("decide, warm in Redis (LRU emptied)",
                      await per_call(redis_hit, 3_000, rounds)))
-        key = DecisionKey(snapshot.decision_fingerprint, "alice", REPOSITORY, "pull")
+        key = DecisionKey(snapshot.decision_fingerprint, subject.cache_key(), REPOSITORY, "pull")
         assert await client.exists(key.redis_key())
     fallbacks = link_metrics.registry.get_sample_value(
         "registry_gateway_state_fallbacks_total", {"store": "decisions"}) or 0
@@ -155,24 +160,25 @@ async def measure(redis_url: str, cost: int, rounds: int) -> list[tuple[str, flo
 
     for rules, wildcard in ((50, False), (500, True)):
         plain = snapshot_for(4, rules, wildcard)
-        uncached_rules = access_control(NoCache(), checker, plain)
+        uncached_rules = access_service(NoCache(), checker)
+        plain_alice = alice(plain)
 
-        async def no_cache(snapshot: Snapshot = plain, access: AccessControl = uncached_rules
-                           ) -> object:
-            return await access.decide(snapshot, "alice", REPOSITORY, "pull")
+        async def no_cache(snapshot: Snapshot = plain, service: AccessService = uncached_rules,
+                           who: Subject = plain_alice) -> object:
+            return await service.decide(snapshot, who, REPOSITORY, PULL)
 
         kind = "wildcard-first" if wildcard else "literal-first"
         rows.append((f"decide, no cache ({rules} {kind} rules first)",
                      await per_call(no_cache, 20_000 // (rules // 50), rounds)))
 
     async def basic_cached() -> object:
-        return await in_process.login(snapshot, "alice", PASSWORD, "127.0.0.1")
+        return await in_process.login(request_scope(snapshot), "alice", PASSWORD)
 
     rows.append(("Basic auth, credential cache warm", await per_call(basic_cached, 20_000, rounds)))
-    uncached = access_control(memory, PasswordChecker(CredentialCache(0)), snapshot)
+    uncached = access_service(memory, PasswordChecker(CredentialCache(0)))
 
     async def basic_bcrypt() -> object:
-        return await uncached.login(snapshot, "alice", PASSWORD, "127.0.0.1")
+        return await uncached.login(request_scope(snapshot), "alice", PASSWORD)
 
     rows.append((f"Basic auth, bcrypt cost {cost} (no cache)",
                  await per_call(basic_bcrypt, 3, rounds)))

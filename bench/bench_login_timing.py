@@ -30,7 +30,8 @@ import bcrypt
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 
-from support.gateway import base_config, new_port, running_gateway  # noqa: E402
+from support.gateway import base_config, running_gateway  # noqa: E402
+from support.procs import free_port  # noqa: E402
 
 CASES = {
     "known user, wrong password": ("alice", "wrong-password"),
@@ -61,7 +62,7 @@ def main() -> None:
     def hashed(password: str, cost: int = args.cost) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
-    port = new_port()
+    port = free_port()
     config = base_config("http://127.0.0.1:1", port)
     config["users"] = {"alice": {"password_hash": hashed("alice-secret")},
                        "carol": {"password_hash": hashed("carol-secret"), "admin": True},

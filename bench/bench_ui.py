@@ -32,8 +32,8 @@ from urllib.parse import urlencode
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE.parent)]
 
-from support import start_registry  # noqa: E402
-from support.gateway import PASSWORDS, base_config, new_port, running_gateway  # noqa: E402
+from support import free_port, start_registry  # noqa: E402
+from support.gateway import PASSWORDS, base_config, running_gateway  # noqa: E402
 
 
 class Browser:
@@ -111,7 +111,7 @@ def main() -> int:
             started = time.perf_counter()
             upstream.seed(f"bulk/r{i:05d}" for i in range(count))
             print(f"seeded {count} repositories in {time.perf_counter() - started:.2f} s")
-            port = new_port()
+            port = free_port()
             config = base_config(upstream.url, port)
             config["repositories"] += [
                 {"match": last, "visibility": "public", "comment": "the one public repository"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class Endpoint:
     port: int
     authorization: str | None = None
     pids: tuple[int, ...] = ()
+    tls: ssl.SSLContext | None = None  # the client's context when the path serves TLS
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = dict(extra or {})
@@ -77,7 +79,7 @@ class Endpoint:
         return headers
 
     def connect(self) -> Connection:
-        return Connection(self.host, self.port)
+        return Connection(self.host, self.port, tls=self.tls)
 
 
 def push_blob(endpoint: Endpoint, repository: str, blob: Blob) -> float:

@@ -1,9 +1,10 @@
 """Decision cost versus config size: 100, 1,000 and 10,000 rules and users.
 
 Startup is timed on a real gateway process (spawn to /healthz answering). Decisions are timed
-in-process through the app's own AccessControl, built by `create_app` and started like the server
+in-process through the app's own AccessService, built by `create_app` and started like the server
 (so the decision cache is the configured one, Redis included): an uncached decision is the first
-for its (user, repository, action), a cached one repeats a key already answered.
+for its (user, repository, action), a cached one repeats a key already answered. The users'
+Subjects are looked up before the clock starts (that is authentication's work, not the decision's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from stack import Gateway, gateway_config, rss_kib
 from support.procs import free_port
 
 WILDCARD_FIRST = 3  # rules no literal first component can index: scanned for every name
+PULL = ("pull",)
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,15 @@ async def _time_decisions(configs: dict[int, Path], samples: int
     from aiohttp import web
 
     from gateway.app import create_app
-    from gateway.config import load_config
-    from gateway.services import SERVICES
+    from gateway.config.load import load_config
+    from gateway.http.services import SERVICES
+    from gateway.policy.subject import Subject
+    from gateway.runtime.snapshot import Snapshot
+
+    def subject(snapshot: Snapshot, user: str) -> Subject:
+        found = snapshot.policy.subject_for(user)
+        assert found is not None, user
+        return found
 
     runners = {}
     for size, path in configs.items():
@@ -104,19 +113,22 @@ async def _time_decisions(configs: dict[int, Path], samples: int
         warm = {size: _queries(size, 500, seed=size + 1) for size in configs}
         for size, queries in warm.items():
             svc = services[size]
+            snapshot = svc.holder.current
             for user, name in queries:
-                await svc.access.decide(svc.holder.current, user, name, "pull")
+                await svc.access.decide(snapshot, subject(snapshot, user), name, PULL)
         for i in range(samples):
             for size in configs:
                 svc = services[size]
                 snapshot = svc.holder.current
                 user, name = fresh[size][i]
+                who = subject(snapshot, user)
                 started = clock()
-                await svc.access.decide(snapshot, user, name, "pull")
+                await svc.access.decide(snapshot, who, name, PULL)
                 times[size][0].append((clock() - started) / 1000)
                 user, name = warm[size][i % len(warm[size])]
+                who = subject(snapshot, user)
                 started = clock()
-                await svc.access.decide(snapshot, user, name, "pull")
+                await svc.access.decide(snapshot, who, name, PULL)
                 times[size][1].append((clock() - started) / 1000)
         return times
     finally:

@@ -8,6 +8,7 @@ must cost as little as possible and the same for every path: bodies land in one 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,13 +30,15 @@ class Reply:
 
 
 class Connection:
-    """One keep-alive connection to host:port; not thread-safe (one per thread)."""
+    """One keep-alive connection to host:port (over TLS with `tls`); one per thread."""
 
-    def __init__(self, host: str, port: int, timeout: float = 120.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 120.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
-        self._sock = socket.create_connection((host, port), timeout=timeout)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
         self._pending = bytearray()
         self._scratch = bytearray(RECV_BUFFER)
 

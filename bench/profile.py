@@ -2,11 +2,17 @@
 """Where the gateway's time goes under one workload: py-spy samples the running process.
 
     python bench/profile.py manifest_bearer|manifest_basic|manifest_c1|blob_get|blob_put [--seconds N]
+    python bench/profile.py cycle_tag|cycle_digest [--seconds N]   # with the CPU split
+
+`cycle_tag` / `cycle_digest`: issue 14's workload (1,000 manifests over 100 repositories, one
+token per repository, wrk c=32 cycling them by tag or by digest), every GET a miss that goes
+upstream. The CPU per request is measured first without the profiler, then the profiled run's
+samples are split into the parts of a request (bench/cpusplit.py) and priced in microseconds.
 
 Starts the same stack as bench/run.py, puts the workload on the gateway while `py-spy record`
 samples it (native frames off, idle frames off), and prints the functions that hold the most
 samples: inclusive (the function and what it calls) and self. The collapsed stacks are kept for
-a flame graph (`--out`).
+a flame graph or speedscope (`--out`; speedscope imports the collapsed format as it is).
 """
 
 from __future__ import annotations
@@ -24,10 +30,14 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 from blobs import MANIFEST_TYPE, Blob, MiB, pull_blob, push_blob, push_image  # noqa: E402
-from load import wrk  # noqa: E402
-from stack import REPOSITORY, Stack, basic, running_stack  # noqa: E402
+from cpusplit import split, table  # noqa: E402
+from load import Cycle, wrk, wrk_cycle  # noqa: E402
+from machine import load_text, wait_for_quiet  # noqa: E402
+from stack import REPOSITORY, Stack, basic, cpu_seconds, running_stack  # noqa: E402
+from workload import requests, seed_workload, tokens_for  # noqa: E402
 
-WORKLOADS = ("manifest_bearer", "manifest_basic", "manifest_c1", "blob_get", "blob_put")
+WORKLOADS = ("manifest_bearer", "manifest_basic", "manifest_c1", "blob_get", "blob_put",
+             "cycle_tag", "cycle_digest")
 
 
 def workload(stack: Stack, name: str, seconds: float) -> None:
@@ -76,27 +86,69 @@ def summarize(collapsed: Path, top: int) -> str:
     return "\n".join(out)
 
 
+class Cycled:
+    """Issue 14's workload on the stack's gateway: seeded once, then wrk runs of it."""
+
+    def __init__(self, stack: Stack, by: str) -> None:
+        self.stack = stack
+        images = seed_workload(stack.direct())
+        tokens = tokens_for(images, stack.gateway.token)
+        self.cycle = Cycle(stack.gateway.url, requests(images, by, lambda i: tokens[i.repository]))
+
+    def cpu_per_request(self, seconds: float) -> tuple[float, float]:
+        """(us of gateway CPU per request, req/s) over one wrk run."""
+        pids = (self.stack.gateway.pid,)
+        before = cpu_seconds(pids)
+        result = wrk_cycle(self.cycle, 32, seconds)
+        return (cpu_seconds(pids) - before) / result.requests * 1e6, result.rps
+
+
+def record(py_spy: str, pid: int, out: Path, seconds: float, work: threading.Thread) -> None:
+    recorder = subprocess.Popen(
+        [py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out),
+         "--rate", "200", "--duration", str(int(seconds) + 2)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    work.start()
+    work.join()
+    recorder.wait(timeout=60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("workload", choices=WORKLOADS)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--out", type=Path, default=Path("profile.collapsed"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--max-load", type=float, default=1.0)
+    parser.add_argument("--load-wait", type=float, default=300)
     args = parser.parse_args()
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         parser.error("py-spy is not installed (pip install py-spy)")
+    load, _ = wait_for_quiet(args.max_load, args.load_wait)
+    print(f"load average at the start: {load:.2f}")
     with running_stack() as stack:
-        recorder = subprocess.Popen(
-            [py_spy, "record", "--pid", str(stack.gateway.pid), "--format", "raw",
-             "--output", str(args.out), "--rate", "200", "--duration", str(int(args.seconds) + 2)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1)
-        runner = threading.Thread(target=workload, args=(stack, args.workload, args.seconds))
-        runner.start()
-        runner.join()
-        recorder.wait(timeout=60)
+        pid = stack.gateway.pid
+        if not args.workload.startswith("cycle_"):
+            work = threading.Thread(target=workload, args=(stack, args.workload, args.seconds))
+            record(py_spy, pid, args.out, args.seconds, work)
+            print(summarize(args.out, args.top))
+            return 0
+        cycled = Cycled(stack, args.workload.removeprefix("cycle_"))
+        cycled.cpu_per_request(2)  # warm: connections, token and decision caches
+        plain_us, plain_rps = cycled.cpu_per_request(args.seconds)
+        profiled: list[tuple[float, float]] = []
+        work = threading.Thread(target=lambda: profiled.append(
+            cycled.cpu_per_request(args.seconds)))
+        record(py_spy, pid, args.out, args.seconds, work)
     print(summarize(args.out, args.top))
+    print(f"\nwithout the profiler: {plain_us:,.0f} us of gateway CPU per request at "
+          f"{plain_rps:,.0f} req/s; profiled: {profiled[0][0]:,.0f} us at {profiled[0][1]:,.0f} "
+          "req/s\n")
+    total, parts, frames_of = split(args.out)
+    print(table(total, parts, plain_us, frames_of))
+    print(f"\nload average at the end: {load_text()}")
     return 0
 
 

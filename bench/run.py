@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """registry-gateway side by side with the registry it protects (direct) and nginx's auth proxy.
 
-    python bench/run.py [--quick] [--only blob_get,manifest_bearer,...] [--json FILE] [--keep]
+    python bench/run.py [--quick] [--only blob_get,manifest_tag,...] [--json FILE] [--keep]
+                        [--max-load 1.0] [--load-wait SECONDS]
 
 Starts on loopback: docker-registry (storage on tmpfs), redis-server, nginx (the Docker docs'
 htpasswd recipe) and the gateway (with Redis), then measures each path against the same upstream,
@@ -9,6 +10,11 @@ alternating the order every round, and prints one table with ratios to direct an
 which of the issue's goals are met. The medians of the rounds are reported. Every pulled blob and
 manifest is checked against its digest. `RG_BENCH_GATEWAY_SRC=DIR` runs the gateway from another
 source tree (an A/B comparison against the same upstream).
+
+Issue 14's rows (bench/cycle.py) cycle 1,000 manifests over 100 repositories on the registry and
+on two gateway replicas sharing Redis, with `cache.manifests` off and on (on only when the
+gateway accepts the key), plus TLS and `docker pull` rows; a second table shows them. A run
+starts once the load average is below --max-load (waiting up to --load-wait seconds).
 """
 
 from __future__ import annotations
@@ -16,16 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests"),
@@ -42,8 +45,13 @@ from blobs import (  # noqa: E402
     push_image,
 )
 from configsize import SizeResult, measure  # noqa: E402
+from cycle import SECTIONS as CYCLED  # noqa: E402
+from cycle import run_cycled  # noqa: E402
 from load import LoadResult, wrk  # noqa: E402
+from machine import load_text, log, machine, rotations, wait_for_quiet  # noqa: E402
+from plan import FULL, QUICK, Plan, Results  # noqa: E402
 from report import Row, goal_rows, render  # noqa: E402
+from report_cache import cache_rows, render_cache  # noqa: E402
 from stack import (  # noqa: E402
     REPOSITORY,
     Stack,
@@ -56,50 +64,9 @@ from stack import (  # noqa: E402
 
 GiB = 1024 * MiB
 
-SECTIONS = ("blob_get", "blob_put", "pulls16", "manifest_bearer", "manifest_basic", "latency",
-            "rss", "config_size")
-
-
-@dataclass(frozen=True)
-class Plan:
-    rounds: int  # blob transfers per path
-    load_rounds: int  # wrk runs per path
-    load_seconds: float
-    latency_rounds: int
-    latency_seconds: float
-    big_mib: int  # the single-stream blob
-    sizes: tuple[int, ...]
-    decision_samples: int
-    startup_rounds: int
-
-
-FULL = Plan(rounds=5, load_rounds=3, load_seconds=8, latency_rounds=3, latency_seconds=6,
-            big_mib=256, sizes=(100, 1000, 10000), decision_samples=5000, startup_rounds=2)
-QUICK = Plan(rounds=2, load_rounds=1, load_seconds=3, latency_rounds=1, latency_seconds=3,
-             big_mib=256, sizes=(100, 1000, 10000), decision_samples=2000, startup_rounds=1)
-
-
-@dataclass
-class Results:
-    machine: dict[str, str]
-    plan: dict[str, Any]
-    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    latency: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    rss: dict[str, float] = field(default_factory=dict)
-    sizes: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def add(self, metric: str, path: str, value: float) -> None:
-        self.samples.setdefault(metric, {}).setdefault(path, []).append(value)
-
-
-def rotations(items: Sequence[Endpoint], rounds: int) -> list[list[Endpoint]]:
-    """Every round starts with the next path, so no path always runs first (or after a warm-up)."""
-    return [[items[(r + i) % len(items)] for i in range(len(items))] for r in range(rounds)]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+BEFORE = ("blob_get", "blob_put", "pulls16", "manifest_bearer", "manifest_basic", "latency")
+AFTER = ("rss", "config_size")
+SECTIONS = (*BEFORE, *CYCLED, *AFTER)
 
 
 class Bench:
@@ -254,52 +221,62 @@ class Bench:
         self.results.sizes = [asdict(result) for result in measured]
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    tools = {
-        "registry": subprocess.run(["docker-registry", "--version"], capture_output=True,
-                                   text=True, check=False).stdout.strip(),
-        "nginx": subprocess.run(["nginx", "-v"], capture_output=True, text=True,
-                                check=False).stderr.strip(),
-    }
-    mem_kib = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                       if line.startswith("MemTotal")).split()[1])
-    return {"cpu": f"{os.cpu_count()} x {cpu}", "memory": f"{mem_kib // 1024 // 1024} GiB",
-            "kernel": platform.release(), "python": platform.python_version(),
-            "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()), **tools}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs (~3 min)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     parser.add_argument("--keep", action="store_true", help="keep logs and configs")
+    parser.add_argument("--max-load", type=float, default=1.0,
+                        help="start once the 1-minute load average is below this (default 1)")
+    parser.add_argument("--load-wait", type=float, default=300,
+                        help="wait at most this many seconds for it, then start anyway (300)")
     args = parser.parse_args(argv)
-    sections = [s for s in args.only.split(",") if s]
-    unknown = set(sections) - set(SECTIONS)
+    args.sections = [s for s in args.only.split(",") if s]
+    unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
+    sections = args.sections
     plan = QUICK if args.quick else FULL
+    load, quiet = wait_for_quiet(args.max_load, args.load_wait)
     results = Results(machine(), asdict(plan))
+    results.machine["load_start"] = f"{load:.2f}" + (
+        "" if quiet else f" (BUSY: not below {args.max_load} within {args.load_wait:.0f} s)")
+    log(f"starting at load average {load:.2f}")
     started = time.perf_counter()
     with running_stack(keep=args.keep) as stack:
         bench = Bench(stack, plan, results)
         bench.setup()
-        for section in SECTIONS:
-            if section in sections:
-                log(section)
-                getattr(bench, section)()
+        for section in (s for s in BEFORE if s in sections):
+            log(section)
+            getattr(bench, section)()
+        cycled = [s for s in CYCLED if s in sections]
+        if cycled:
+            results.cycled = run_cycled(stack, plan, results, cycled, bench.big, bench.bearer,
+                                        plan.docker_rounds)
+        for section in (s for s in AFTER if s in sections):
+            log(section)
+            getattr(bench, section)()
     results.seconds = time.perf_counter() - started
-    results.machine["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results.machine["load_after"] = load_text()
     rows: list[Row] = goal_rows(results.samples, results.rss, results.sizes)
-    print(render(rows, results.machine, results.seconds, args.quick))
+    if rows or not cycled:
+        print(render(rows, results.machine, results.seconds, args.quick))
+    else:
+        print(f"{'quick' if args.quick else 'full'} run, {results.seconds:.0f} s. Machine: "
+              + ", ".join(f"{k} {v}" for k, v in results.machine.items()))
+    if cycled:
+        workload = ("Workload: 1,000 distinct manifests (config + one 1 KiB layer each) over 100 "
+                    "repositories, cycled by wrk; off/on: two replicas sharing Redis, one wrk "
+                    "per replica; medians of the rounds.")
+        print("\n" + render_cache(cache_rows(results.samples, results.cycled["with_cache"]),
+                                  workload))
     if args.json:
         args.json.write_text(json.dumps(asdict(results), indent=1))
     return 0

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,12 @@ class Gateway:
     src: Path = GATEWAY_SRC
     process: ManagedProcess | None = field(default=None, repr=False)
     started_in: float = 0.0
+    _launched: float = field(default=0.0, repr=False)
+    tls: ssl.SSLContext | None = field(default=None, repr=False)  # set when it serves TLS
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def config_path(self) -> Path:
@@ -85,19 +92,28 @@ class Gateway:
         return self.process.pid
 
     def start(self, timeout: float = 120.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Spawn the process without waiting: several gateways then boot side by side. (From
+        the main thread: the death signal follows the thread that spawned the child.)"""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         env = {**os.environ, "PYTHONPATH": str(self.src)}
         self.process = ManagedProcess(
             self.name, [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path)],
             log_path=self.workdir / f"{self.name}.log", env=env, cwd=self.workdir)
-        started = time.perf_counter()
+        self._launched = time.perf_counter()
         self.process.start()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        assert self.process is not None
         self.process.wait_ready(self._ready, timeout=timeout)
-        self.started_in = time.perf_counter() - started
+        self.started_in = time.perf_counter() - self._launched
 
     def _ready(self) -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as reply:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=1, context=self.tls) as reply:
             return bool(reply.status == 200)
 
     def stop(self) -> None:
@@ -106,13 +122,17 @@ class Gateway:
 
     def token(self, scope: str) -> str:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/token?service={SERVICE}&scope={scope}",
+            f"{self.url}/token?service={SERVICE}&scope={scope}",
             headers={"Authorization": basic()})
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=10, context=self.tls) as reply:
             return str(json.load(reply)["token"])
 
     def endpoint(self, authorization: str | None, name: str = "gateway") -> Endpoint:
-        return Endpoint(name, "127.0.0.1", self.port, authorization, (self.pid,))
+        return Endpoint(name, "127.0.0.1", self.port, authorization, (self.pid,), self.tls)
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10, context=self.tls) as reply:
+            return str(reply.read().decode())
 
 
 def write_token_key(path: Path) -> None:

@@ -16,29 +16,38 @@ from gateway.access.decisions import Decider
 from gateway.access.service import AccessService
 from gateway.access.uploads import UploadGuard
 from gateway.audit import AuditLog
+from gateway.config.htpasswd import REFUSED_NOTE
 from gateway.config.load import LoadedConfig
+from gateway.http.errors import SERVER_NAME
 from gateway.http.handlers import ops
 from gateway.http.handlers.registry import handle_v2
 from gateway.http.handlers.token import MAX_FORM_BYTES, handle_token
 from gateway.http.limits import CONNECTION_LIMITS, ConnectionLimits, request_phases
 from gateway.http.middleware import observe
 from gateway.http.services import SERVICES, Services
-from gateway.identity.backends import IdentityBackends, LocalAccounts
+from gateway.identity.backends import IdentityBackends, LocalAccounts, Mounted
+from gateway.identity.cli_tokens import CliPasswords, CliTokens
+from gateway.identity.directory import DirectoryClients, DirectoryLogins
+from gateway.identity.federation import FederationLogins
+from gateway.identity.oidc_registry import OidcRegistry
 from gateway.identity.passwords import CredentialCache, PasswordChecker
+from gateway.identity.sso_names import SsoNames
 from gateway.keys import SigningKey
 from gateway.metrics import Metrics
 from gateway.runtime.reload import ConfigHolder, watch_file
 from gateway.runtime.snapshot import Snapshot, build_snapshot
+from gateway.state.content import build_content_cache
+from gateway.state.identities import MemoryIdentities
 from gateway.state.stores import Stores, build_stores, open_stores
 from gateway.tokens import TokenAuthority
 from gateway.ui.setup import setup_ui
+from gateway.upstream.cached import CachedForwarder
 from gateway.upstream.catalog import CatalogLister
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.forward import Forwarder
 
 log = logging.getLogger("registry_gateway")
 EXPIRY_WARNING = timedelta(days=30)
-SERVER_NAME = "registry-gateway"
 
 
 def _signing_key(loaded: LoadedConfig) -> SigningKey:
@@ -49,27 +58,44 @@ def _signing_key(loaded: LoadedConfig) -> SigningKey:
 
 
 def _services(loaded: LoadedConfig, config_path: Path, metrics: Metrics,
-              stores: Stores, key: SigningKey) -> Services:
+              stores: Stores, key: SigningKey, directory: DirectoryClients) -> Services:
     settings = loaded.settings
     tokens = TokenAuthority(key, settings.token.service, settings.token.issuer,
                             settings.token.ttl, settings.token.refresh_ttl)
     audit = AuditLog(settings.audit.file)
     decider = Decider(stores.decisions, metrics)
     local = LocalAccounts(PasswordChecker(CredentialCache(settings.auth.credential_cache_ttl)))
-    access = AccessService(tokens, IdentityBackends(local), decider, stores.lockout, metrics,
+    oidc, sso_names = OidcRegistry(), SsoNames()
+    cli_tokens = CliTokens(key.secret(b"registry-gateway cli password\0"
+                                      + settings.token.service.encode()))
+    directory_logins = DirectoryLogins(
+        directory, local, metrics,
+        MemoryIdentities(key.secret(b"registry-gateway directory identities")))
+    identities = IdentityBackends(local, [
+        Mounted(FederationLogins(oidc, metrics), frozenset({"token"})),  # contract: at /token
+        Mounted(CliPasswords(cli_tokens, sso_names), frozenset({"token", "v2"})),
+        directory_logins,  # every other non-local name
+    ], rechecks={"sso": sso_names, "directory": directory_logins})
+    access = AccessService(tokens, identities, decider, stores.lockout, metrics,
                            audit, key.secret(b"registry-gateway lockout attempt"))
     upstream = UpstreamClient(settings.upstream, metrics)
+    forwarder = Forwarder(upstream, settings.server.public_url)
+    content = build_content_cache(stores.link, key.secret(b"registry-gateway content cache"))
     return Services(
         holder=ConfigHolder(config_path, build_snapshot(loaded)),
         tokens=tokens,
         access=access,
         uploads=UploadGuard(stores.uploads, decider),
         upstream=upstream,
-        forwarder=Forwarder(upstream, settings.server.public_url),
+        forwarder=forwarder,
+        content=CachedForwarder(forwarder, content, metrics),
         catalog=CatalogLister(upstream),
         metrics=metrics,
         audit=audit,
         realm=settings.server.public_url + "/token",
+        oidc=oidc,
+        cli_tokens=cli_tokens,
+        sso_names=sso_names,
     )
 
 
@@ -79,8 +105,12 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     metrics = Metrics()
     key = _signing_key(loaded)
     stores = build_stores(settings.cache, metrics, key.secret(b"registry-gateway decision cache"))
-    services = _services(loaded, config_path, metrics, stores, key)
+    directory = DirectoryClients()  # lives as long as the app; rebuilt when its config changes
+    directory.configure(settings)
+    services = _services(loaded, config_path, metrics, stores, key, directory)
+    services.holder.on_change(lambda new: directory.configure(new.settings))
     services.holder.on_change(lambda new: _observe_config(metrics, new))
+    services.holder.on_change(lambda new: services.oidc.configure(new.settings))
     _observe_config(metrics, services.holder.current)
 
     app = web.Application(middlewares=[request_phases, observe], client_max_size=MAX_FORM_BYTES)
@@ -89,6 +119,7 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     app.on_response_prepare.append(_quiet_server_header)
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(_stores_context(stores))
+    app.cleanup_ctx.append(_directory_context(directory))
     app.cleanup_ctx.append(_signals_and_watch)
     app.router.add_route("*", "/token", handle_token)
     app.router.add_get("/healthz", ops.healthz)
@@ -100,6 +131,14 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     if settings.ui.enabled:
         setup_ui(app, settings)
     return app
+
+
+def _directory_context(
+        directory: DirectoryClients) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await directory.close()
+    return context
 
 
 async def _quiet_server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -121,6 +160,10 @@ def _observe_config(metrics: Metrics, snapshot: Snapshot) -> None:
     expiring = {a.name: a.expires for a in snapshot.policy.accounts.values()
                 if a.expires is not None and not a.disabled}
     metrics.observe_config(snapshot.fingerprint, snapshot.loaded_at, expiring.values())
+    refused = [w for w in snapshot.warnings if REFUSED_NOTE in w.message]
+    metrics.htpasswd_refused.set(len(refused))
+    for warning in refused:  # which lines, whose and why; never the hash
+        log.warning("%s", warning)
     now = datetime.now(UTC)
     for name, expires in sorted(expiring.items()):
         if expires <= now:
@@ -135,6 +178,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     yield
     await services.catalog.close()
     await services.upstream.close()
+    await services.oidc.close()
     services.audit.close()
 
 

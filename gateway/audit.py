@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -17,6 +18,7 @@ log = logging.getLogger("registry_gateway.audit")
 SECRET_FIELDS = frozenset({"password", "token", "authorization", "cookie", "refresh_token",
                            "access_token", "password_hash", "secret"})
 REDACTED = "[redacted]"
+MAX_CALL_SITES = 256  # distinct field-name tuples remembered as free of secrets
 FILE_MODE = 0o640  # user names and client addresses: not for every local account
 
 
@@ -30,6 +32,12 @@ class AuditLog:
         self._path = path
         self._lock = threading.Lock()
         self._stream: IO[str] = self._open()
+        # Two lines per pull, so per-line costs count: one encoder, the time's seconds
+        # formatted once per second, and the field names of each call site checked once.
+        self._encoder = json.JSONEncoder(separators=(",", ":"), default=str)
+        self._second = -1
+        self._second_text = ""
+        self._clean_names: set[tuple[str, ...]] = set()
 
     @property
     def path(self) -> Path | None:
@@ -56,11 +64,24 @@ class AuditLog:
             old, self._stream = self._stream, new
             old.close()
 
+    def _now(self) -> str:
+        """UTC to the millisecond, as datetime.isoformat(timespec="milliseconds") + "Z"."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((now - second) * 1000):03d}Z"
+
     def write(self, event: str, **fields: Any) -> None:
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        safe = {k: (REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in fields.items()}
-        line = json.dumps({"time": now, "event": event, **safe}, separators=(",", ":"),
-                          default=str)
+        names = tuple(fields)
+        if names not in self._clean_names:
+            if any(k.lower() in SECRET_FIELDS for k in names):
+                fields = {k: (REDACTED if k.lower() in SECRET_FIELDS else v)
+                          for k, v in fields.items()}
+            elif len(self._clean_names) < MAX_CALL_SITES:
+                self._clean_names.add(names)
+        line = self._encoder.encode({"time": self._now(), "event": event, **fields})
         with self._lock:
             try:
                 self._stream.write(line + "\n")

@@ -118,10 +118,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
     accounts = build_accounts(settings, loaded.htpasswd_users)
     policy = Policy.build(accounts, settings.repositories, settings.teams,
                           settings.disabled_identities)
-    subject = None if args.user == "-" else (policy.subject_for(args.user) or Subject(args.user))
+    subject = _explained_subject(policy, args.user, args.groups)
     decision = decide(policy, subject, args.repository, action, datetime.now(UTC))
     print(decision.explain())
     return 0 if decision.allowed else 1
+
+
+def _explained_subject(policy: Policy, user: str, groups_text: str) -> Subject | None:
+    """`-`: anonymous; `workload:NAME`; `user:NAME` or NAME: the local account, else an identity
+    from a directory or SSO with `--groups` (explain never asks the directory)."""
+    if user == "-":
+        return None
+    groups = frozenset(g.strip() for g in groups_text.split(",") if g.strip())
+    kind, sep, name = user.partition(":")
+    if sep and kind == "workload":
+        return Subject(name, "workload")
+    external = bool(groups) or (sep and kind == "user")
+    name = name if sep and kind == "user" else user
+    local = policy.subject_for(name)
+    if local is not None:
+        return local  # local accounts are looked up first, always
+    return Subject(name, "directory", groups) if external else Subject(name)
 
 
 def _is_gateway(pid: int) -> bool:
@@ -167,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     hasher.set_defaults(func=cmd_hash_password)
     explain = commands.add_parser("explain", help="allow or deny, and which rule says so")
     explain.add_argument("--config")
-    explain.add_argument("user", help="account name, or - for anonymous")
+    explain.add_argument("user", help="account name, user:NAME, workload:NAME, or - for anonymous")
+    explain.add_argument("--groups", default="",
+                         help="g1,g2: the directory or SSO groups of a USER that is not local")
     explain.add_argument("repository")
     explain.add_argument("action", help="pull, push or delete")
     explain.set_defaults(func=cmd_explain)

@@ -23,15 +23,27 @@ DURATION_BUCKETS = (
 PREFIX = "registry_gateway"
 TOKEN_KINDS = ("access", "refresh")
 UPSTREAM_ERROR_KINDS = ("connect", "timeout", "protocol", "status")
+# Label sets of requests_total remembered; an unknown method is "other" but keyed as sent.
+MAX_REQUEST_CHILDREN = 4096
+CONTENT_CACHE_RESULTS = ("hit", "miss", "error", "bypass")
 EXPIRY_WINDOWS = {"7d": 7 * 86400, "30d": 30 * 86400}
+# Why a federation login (an ID token at /token) or an SSO sign-in ended as it did.
+FEDERATION_RESULTS = ("success", "expired", "audience", "issuer", "signature", "algorithm",
+                      "unknown_key", "claims", "malformed", "claims_mismatch", "unavailable")
+SSO_RESULTS = ("success", "expired", "state", "denied", "issuer", "code", "provider",
+               "token_endpoint", "id_token", "nonce", "unavailable", "bad_name", "name_taken",
+               "name_contested", "disabled")
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         r = self.registry
         self._request_families(r)
         self._state_families(r)
+        self._identity_families(r)
+        self._content_families(r)
         self._expiries: tuple[float, ...] = ()
         self._initialize_series()
 
@@ -80,6 +92,9 @@ class Metrics:
         self.accounts_expired = Gauge(
             f"{PREFIX}_service_accounts_expired", "Service accounts past their expiry",
             registry=r)
+        self.htpasswd_refused = Gauge(
+            f"{PREFIX}_htpasswd_lines_refused", "htpasswd lines of the running config whose "
+            "hash is not bcrypt: their users cannot log in (which lines: the log)", registry=r)
         self.lockouts = Counter(
             f"{PREFIX}_lockouts", "Lockouts started", registry=r)
         self.redis_fallbacks = Counter(
@@ -93,6 +108,31 @@ class Metrics:
             "answered", ["reason"], registry=r)
         self.build_info = Gauge(
             f"{PREFIX}_build_info", "The running gateway's version", ["version"], registry=r)
+
+    def _content_families(self, r: CollectorRegistry) -> None:
+        self.content_cache = Counter(
+            f"{PREFIX}_content_cache", "Manifest and small-blob reads by the content cache "
+            "(bypass: not answerable from it, e.g. an Accept it cannot match)", ["result"],
+            registry=r)
+        self.content_invalidations = Counter(
+            f"{PREFIX}_content_cache_invalidations", "Manifest PUTs and DELETEs, blob DELETEs "
+            "that made a repository's cached content stale on every replica", registry=r)
+        self.content_bytes = Gauge(
+            f"{PREFIX}_content_cache_bytes", "Bytes the in-process content cache holds",
+            registry=r)
+        for result in CONTENT_CACHE_RESULTS:
+            self.content_cache.labels(result)
+
+    def _identity_families(self, r: CollectorRegistry) -> None:
+        self.federation_logins = Counter(
+            f"{PREFIX}_federation_logins", "Logins with a workload's OIDC ID token",
+            ["result"], registry=r)
+        self.sso_logins = Counter(
+            f"{PREFIX}_sso_logins", "Single sign-on sign-ins to the web pages", ["result"],
+            registry=r)
+        self.directory_requests = Counter(
+            f"{PREFIX}_directory_requests", "Directory (LDAP) operations by result",
+            ["operation", "result"], registry=r)
 
     def _initialize_series(self) -> None:
         # Known label values start at 0, so rate() and alerts see a series before its first event.
@@ -111,6 +151,13 @@ class Metrics:
         for action in ACTIONS:
             for result in ("allow", "deny"):
                 self.decisions.labels(action, result)
+        for result in FEDERATION_RESULTS:
+            self.federation_logins.labels(result)
+        for result in SSO_RESULTS:
+            self.sso_logins.labels(result)
+        for operation in ("search", "bind", "groups"):
+            for result in ("ok", "error", "timeout"):
+                self.directory_requests.labels(operation, result)
         self.last_reload_ok.set(1)
         self.build_info.labels(__version__).set(1)
 
@@ -127,6 +174,19 @@ class Metrics:
             self.accounts_expiring.labels(label).set(
                 sum(1 for e in self._expiries if now < e <= now + seconds))
         self.accounts_expired.set(sum(1 for e in self._expiries if e <= now))
+
+    def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """requests_total and request_duration_seconds, the label children looked up once per
+        label set (prometheus_client's labels() costs a lock and a tuple per call)."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method_label(method), route, str(status)),
+                        self.duration.labels(route))
+            if len(self._request_children) < MAX_REQUEST_CHILDREN:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_reload(self, ok: bool) -> None:
         self.reloads.labels("success" if ok else "error").inc()

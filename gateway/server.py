@@ -43,6 +43,8 @@ async def serve(loaded: LoadedConfig, config_path: Path) -> None:
         max_field_size=limits.max_field_size,
         max_headers=limits.max_headers,
         logger=parser_logger(),
+        # A client that hangs up cancels its handler, and with it the upstream exchange.
+        handler_cancellation=True,
     )
     await runner.setup()
     runners = [runner]

@@ -45,6 +45,10 @@ class AccessClaims:
 class RefreshClaims:
     subject: str
     credential_tag: str
+    kind: ExternalKind | None = None  # None: a local account
+    groups: frozenset[str] = frozenset()
+    binding: str = ""  # what the identity's backend checks again at each refresh
+    expires_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,10 @@ class TokenAuthority:
         """An access token; `ttl` shortens it (an identity that must be checked again sooner)."""
         now = time.time()
         ttl = self.ttl if ttl is None else min(ttl, self.ttl)
+        if subject is not None and subject.expires_at is not None:
+            # Never past the credential's own end (an ID token, a CLI password): within the
+            # leeway that end may be a few seconds ago, and so may this token's exp.
+            ttl = min(ttl, int(subject.expires_at) - int(now))
         access: list[dict[str, Any]] = [
             {"type": "repository", "name": s.name,
              "actions": [a for a in ACTIONS if a in s.actions]}
@@ -105,7 +113,7 @@ class TokenAuthority:
         claims = self._claims(subject.name if subject else "", now, ttl) | {"access": access}
         if subject is not None and not subject.local:
             claims |= {"kind": subject.kind, "groups": sorted(subject.groups)}
-        return IssuedToken(self._sign(claims, ACCESS_TYPE), ttl, rfc3339(now))
+        return IssuedToken(self._sign(claims, ACCESS_TYPE), max(ttl, 0), rfc3339(now))
 
     def credential_tag(self, subject: str, password_hash: bytes) -> str:
         """Binds a refresh token to the account's current password: a new password revokes it."""
@@ -116,6 +124,22 @@ class TokenAuthority:
     def issue_refresh(self, subject: str, password_hash: bytes) -> str:
         claims = self._claims(subject, time.time(), self.refresh_ttl)
         claims["cred"] = self.credential_tag(subject, password_hash)
+        return self._sign(claims, REFRESH_TYPE)
+
+    def issue_identity_refresh(self, subject: Subject) -> str | None:
+        """A refresh token for a non-local identity whose backend can check it again (it has a
+        binding), ending with its credential; None for workloads, which never get one."""
+        if subject.local or subject.kind == "workload" or not subject.binding:
+            return None
+        now = time.time()
+        ttl = self.refresh_ttl
+        if subject.expires_at is not None:
+            ttl = min(ttl, int(subject.expires_at) - int(now))
+        if ttl <= 0:
+            return None
+        claims = self._claims(subject.name, now, ttl)
+        claims |= {"kind": subject.kind, "groups": sorted(subject.groups), "bnd": subject.binding,
+                   "cred": self.credential_tag(subject.name, subject.binding.encode())}
         return self._sign(claims, REFRESH_TYPE)
 
     def _decode(self, token: str, typ: str) -> dict[str, Any]:
@@ -175,7 +199,12 @@ class TokenAuthority:
         tag = claims.get("cred")
         if not claims["sub"] or not isinstance(tag, str):
             raise TokenError("invalid refresh token")
-        return RefreshClaims(claims["sub"], tag)
+        kind = _kind(claims.get("kind"))
+        binding = claims.get("bnd", "")
+        if kind is not None and (not isinstance(binding, str) or not binding):
+            raise TokenError("invalid refresh token: no binding")
+        return RefreshClaims(claims["sub"], tag, kind, _groups(claims.get("groups")),
+                             binding if kind is not None else "", float(claims["exp"]))
 
 
 def _kind(value: object) -> ExternalKind | None:

@@ -21,12 +21,16 @@ from support import (
     Dockerd,
     RedisServer,
     Skopeo,
+    Slapd,
     Upstream,
     import_busybox,
     start_dockerd,
     start_redis,
     start_registry,
+    start_slapd,
 )
+from support.issuer import FederationIssuer, start_issuer
+from support.oidc_provider import OidcProvider, start_oidc_provider
 
 
 @pytest.fixture
@@ -90,3 +94,37 @@ def ctr(dockerd: Dockerd) -> Iterator[Ctr]:
     client = Ctr(dockerd.containerd_socket)
     yield client
     client.remove_all_images()
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    """One OpenLDAP slapd for the session with tests/support/ldap/people.ldif loaded.
+
+    ``.url`` (ldap://, StartTLS too), ``.ldaps_url``, ``.ca_file``, ``.bind_dn`` /
+    ``.bind_password`` (the search account), ``.user_base``, ``.group_base``, ``.passwords``;
+    ``.modify(ldif)`` (ldapmodify as root), ``.binds(dn=None)`` (BINDs in its log so far),
+    ``.stop()`` / ``.start()`` (same ports and data), ``.pause()`` / ``.resume()`` (SIGSTOP: a
+    timeout). A test that changes data, stops or pauses it puts it back before it ends.
+    """
+    server = start_slapd(tmp_path_factory.mktemp("slapd"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A real OpenID provider (npm oidc-provider): ``.issuer``, ``.client_id``,
+    ``.client_secret``, ``.accounts`` (sub -> claims), ``.login_for(username)``. Its client takes
+    ``http://127.0.0.1:ANY-PORT/ui/sso/callback``; see tests/support/oidc_provider.py."""
+    provider = start_oidc_provider(tmp_path_factory.mktemp("oidc-provider"))
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def federation_issuer() -> Iterator[FederationIssuer]:
+    """A GitHub-shaped OIDC issuer of this test's own (in-process): ``.url``, ``.mint(claims)``,
+    ``.rotate()``, ``.stop()``/``.start()``, ``.jwks_fetches``; see tests/support/issuer.py."""
+    issuer = start_issuer()
+    yield issuer
+    issuer.stop()

@@ -35,6 +35,12 @@ class Caller:
 ANONYMOUS = Caller(None, presented_credentials=False)
 
 
+def identity_fields(subject: Subject | None) -> dict[str, str]:
+    """Audit fields naming the kind of a non-local identity (`sso`, `workload`, `directory`);
+    none for local accounts and anonymous callers, whose lines stay as they were."""
+    return {"kind": subject.kind} if subject is not None and not subject.local else {}
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Authentication failed; the client sees a generic answer, the reason goes to metrics."""

@@ -49,4 +49,9 @@ def file_problems(settings: Settings) -> list[Problem]:
             except (ssl.SSLError, ValueError) as exc:
                 found.append(Problem("server.tls", f"certificate and key do not load: {exc}"))
         problems += found
+    upstream = settings.upstream  # read once at start: a missing file is refused here
+    for name in ("ca_file", "client_cert", "client_key", "password_file"):
+        path = getattr(upstream, name)
+        problem = _readable(f"upstream.{name}", path) if path is not None else None
+        problems += [problem] if problem else []
     return problems

@@ -16,7 +16,8 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
 from gateway.config.filechecks import file_problems
-from gateway.config.htpasswd import HtpasswdEntry, parse_htpasswd
+from gateway.config.htpasswd import HtpasswdEntry, parse_htpasswd, refused_line_warnings
+from gateway.config.identity_checks import identity_problems, identity_warnings
 from gateway.config.problems import ConfigError, Problem, format_location
 from gateway.config.references import reference_problems, weak_hash_warnings
 from gateway.config.schema import Settings
@@ -128,6 +129,7 @@ def load_config_text(text: str, base_dir: Path) -> LoadedConfig:
     problems.extend(reference_problems(data, htpasswd_users))
     if settings is not None:  # a step of its own: the files named by valid settings
         problems.extend(file_problems(settings))
+        problems.extend(identity_problems(settings, htpasswd_users))
     if problems or settings is None:
         raise ConfigError(problems)
     if settings.htpasswd_file is not None and not settings.htpasswd_file.is_absolute():
@@ -137,7 +139,9 @@ def load_config_text(text: str, base_dir: Path) -> LoadedConfig:
         htpasswd_users=htpasswd_users,
         raw=data,
         htpasswd_text=htpasswd_text,
-        warnings=tuple(weak_hash_warnings(_config_hashes(settings), htpasswd_users)),
+        warnings=(*refused_line_warnings(htpasswd_users),
+                  *weak_hash_warnings(_config_hashes(settings), htpasswd_users),
+                  *identity_warnings(settings)),
     )
 
 

@@ -9,7 +9,7 @@ from gateway.config.htpasswd import HtpasswdEntry, bcrypt_cost, is_account_name
 from gateway.config.problems import Problem
 
 LOW_BCRYPT_COST = 10
-PRINCIPAL_KINDS = ("user", "team", "service")
+PRINCIPAL_KINDS = ("user", "team", "service", "workload")
 
 
 def _mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -37,10 +37,12 @@ def reference_problems(
                     Problem(f"teams.{team}.members[{index}]", f"unknown account {member!r}")
                 )
     rules = data.get("repositories")
+    workloads = federation_names(data)
     if isinstance(rules, list):
         for index, rule in enumerate(rules):
             if isinstance(rule, Mapping):
-                problems.extend(_rule_problems(index, rule, all_users, set(services), set(teams)))
+                problems.extend(_rule_problems(index, rule, all_users, set(services), set(teams),
+                                               workloads))
     return problems
 
 
@@ -68,8 +70,9 @@ def _rule_problems(
     users: set[str],
     services: set[str],
     teams: set[str],
+    workloads: set[str],
 ) -> Iterator[Problem]:
-    known = {"user": users, "service": services, "team": teams}
+    known = {"user": users, "service": services, "team": teams, "workload": workloads}
     for action in ("pull", "push", "delete"):
         principals = rule.get(action)
         if not isinstance(principals, list):
@@ -83,11 +86,20 @@ def _rule_problems(
                 yield Problem(
                     where,
                     f"bad principal {principal!r}: expected user:NAME, team:NAME, "
-                    "service:NAME or authenticated",
+                    "service:NAME, workload:NAME or authenticated",
                 )
             elif name not in known[kind]:
-                noun = {"user": "user", "service": "service account", "team": "team"}[kind]
+                noun = {"user": "user", "service": "service account", "team": "team",
+                        "workload": "workload (no federation entry)"}[kind]
                 yield Problem(where, f"unknown {noun} {name!r}")
+
+
+def federation_names(data: Mapping[str, Any]) -> set[str]:
+    """The names of the `federation` entries: what `workload:NAME` principals may name."""
+    entries = data.get("federation")
+    if not isinstance(entries, list):
+        return set()
+    return {e["name"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("name"), str)}
 
 
 def weak_hash_warnings(
@@ -104,7 +116,7 @@ def weak_hash_warnings(
             )
     for name, entry in htpasswd_users.items():
         cost = bcrypt_cost(entry.password_hash)
-        if cost < LOW_BCRYPT_COST:
+        if cost < LOW_BCRYPT_COST and entry.refused is None:
             yield Problem(
                 f"htpasswd_file:line {entry.line}",
                 f"{name!r}: bcrypt cost {cost} is low (htpasswd -B defaults to 5; use -C 12)",

@@ -95,6 +95,22 @@ class UpstreamSettings(Frozen):
     url: HttpUrl
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=300.0, gt=0)
+    # A registry on TLS with a private CA, mTLS, and its own htpasswd: read at start only.
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    username: str | None = Field(default=None, min_length=1)
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> UpstreamSettings:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("set client_cert and client_key together")
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("set username and password_file together")
+        if ":" in (self.username or ""):
+            raise ValueError("username may not contain ':'")
+        return self
 
 
 class TokenSettings(Frozen):
@@ -111,12 +127,24 @@ class SentinelSettings(Frozen):
     db: int = Field(default=0, ge=0)
 
 
+class ContentCacheSettings(Frozen):
+    """Manifests and blobs of at most 64 KiB by (repository, digest), and tag -> digest;
+    see docs/performance.md#the-content-cache. Reloadable."""
+
+    enabled: bool = True
+    max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # in process, per replica
+    ttl: int = Field(default=300, ge=1, le=86400)  # content removed behind the gateway's back
+    tag_ttl: int = Field(default=5, ge=0, le=3600)  # a tag moved on the upstream; 0: never cached
+    redis: bool = True  # bodies also shared in Redis (when configured)
+
+
 class CacheSettings(Frozen):
     redis_url: str | None = Field(default=None, repr=False)  # may hold a password
     sentinel: SentinelSettings | None = None
     ttl: int = Field(default=60, ge=1)
     max_entries: int = Field(default=100_000, ge=100)
     redis_timeout: float = Field(default=0.05, gt=0, le=5)
+    manifests: ContentCacheSettings = ContentCacheSettings()
 
     @field_validator("redis_url")
     @classmethod

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gateway.upstream.client import API_VERSION_HEADER, UpstreamError
 
+SERVER_NAME = "registry-gateway"  # the product, never its versions
 OMIT: Any = object()  # leave "detail" out of the error entirely
 
 
@@ -81,6 +82,13 @@ INSECURE_CREDENTIALS = "credentials are accepted only over https"
 
 def insecure_credentials() -> web.Response:
     return registry_error(401, "UNAUTHORIZED", INSECURE_CREDENTIALS)
+
+
+def identity_unavailable() -> web.Response:
+    """A directory or an issuer could not be asked: try again, nothing was decided."""
+    return registry_error(503, "UNAVAILABLE",
+                          "the identity provider cannot be reached; try again later",
+                          headers={"Retry-After": "10"})
 
 
 def too_many_requests(retry_after: int) -> web.Response:

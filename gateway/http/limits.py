@@ -19,8 +19,10 @@ from typing import cast
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestHandler
 
 from gateway.config.schema import LimitSettings
+from gateway.http.errors import SERVER_NAME, registry_error
 from gateway.metrics import Metrics
 
 REFUSAL_LINGER_SECONDS = 1.0  # time a refused client gets to finish sending its request
@@ -34,8 +36,10 @@ class _MalformedRequests(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = "refused a malformed request from %s: %s"
-            record.args = (*(record.args if isinstance(record.args, tuple) else ()), exc.message)
+            # The kind only: the parser's message quotes the refused bytes (a credential, say).
+            record.msg = "refused a malformed request from %s: %s (%s)"
+            record.args = (*(record.args if isinstance(record.args, tuple) else ()),
+                           type(exc).__name__, exc.code)
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -57,6 +61,28 @@ def raw_response(status: int, reason: str, code: str, message: str, extra: str =
         f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra}"
         "Docker-Distribution-API-Version: registry/2.0\r\n\r\n" + body
     ).encode()
+
+
+class _RegistryErrorHandler(RequestHandler):
+    """aiohttp's handler, with the plain-text answers of its own errors (a head the parser
+    refuses, say) replaced by registry JSON that names no version."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; raises if already answering
+        code, text = (("UNKNOWN", "internal error") if status >= 500
+                      else ("UNSUPPORTED", "malformed or oversized request"))
+        response = registry_error(status, code, text, headers={"Server": SERVER_NAME})
+        response.force_close()
+        return response
+
+
+def _new_handler(server: web.Server) -> RequestHandler:
+    """What `server()` does, with our subclass (the kwargs are the AppRunner's)."""
+    return _RegistryErrorHandler(server, loop=server._loop, **server._kwargs)
 
 
 class ConnectionLimits:
@@ -108,7 +134,7 @@ class ConnectionGuard(asyncio.Protocol):
             # Closing only once the request has arrived avoids a reset that would eat the 503.
             self._timer = loop.call_later(REFUSAL_LINGER_SECONDS, transport.close)
             return
-        handler = self._server()
+        handler = _new_handler(self._server)
         self._handler = handler
         self._limits._opened(handler, self)
         # From accept: a connection that never completes a head is cut off too.

@@ -12,10 +12,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.access.request import REQUEST_SCOPE, RequestScope
-from gateway.http.clientaddr import basic_credentials_allowed, client_address
+from gateway.http.clientaddr import origin
 from gateway.http.errors import registry_error
 from gateway.http.services import SERVICES
-from gateway.metrics import method_label
 from gateway.policy.names import RouteName
 
 log = logging.getLogger("registry_gateway.http")
@@ -38,12 +37,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     services = request.app[SERVICES]
     metrics = services.metrics
     snapshot = services.holder.current
-    server = snapshot.settings.server
+    client, passwords_allowed = origin(request, snapshot.settings.server)
     scope = RequestScope(
         request_id=secrets.token_hex(8),
         snapshot=snapshot,
-        client=client_address(request, server),
-        passwords_allowed=basic_credentials_allowed(request, server),
+        client=client,
+        passwords_allowed=passwords_allowed,
         route=route_of_path(request.path),
     )
     request[REQUEST_SCOPE] = scope
@@ -67,5 +66,5 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                               headers={"X-Request-Id": scope.request_id})
     finally:
         metrics.in_flight.dec()
-        metrics.requests.labels(method_label(request.method), scope.route, str(status)).inc()
-        metrics.duration.labels(scope.route).observe(time.monotonic() - scope.started)
+        metrics.count_request(request.method, scope.route, status,
+                              time.monotonic() - scope.started)

@@ -17,6 +17,18 @@ class AuthFailure(Enum):
     MALFORMED = "malformed"
     BAD_TOKEN = "bad_token"  # noqa: S105 - a metric label
     INSECURE_TRANSPORT = "insecure_transport"
+    UNAVAILABLE = "unavailable"  # a backend could not decide (IdentityUnavailable): 503
+
+
+class IdentityUnavailable(Exception):
+    """A backend could not decide: a directory or an issuer that is down, with nothing cached
+    that may still be used. The caller gets 503 UNAVAILABLE, never a grant and never a 401.
+    `backend` ("directory", "federation", "sso") and `reason` are short, low-cardinality labels."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"{backend} unavailable: {reason}")
+        self.backend = backend
+        self.reason = reason
 
 
 def failure_for_state(state: AccountState) -> AuthFailure | None:

@@ -52,7 +52,9 @@ def build_accounts(
 
     accounts: dict[str, Account] = {}
     for name, entry in htpasswd_users.items():
-        accounts[name] = Account(name, "user", entry.password_hash.encode(), teams=teams_of(name))
+        # A refused line: a local name nobody can log in as (disabled, no hash).
+        accounts[name] = Account(name, "user", entry.password_hash.encode(),
+                                 disabled=entry.refused is not None, teams=teams_of(name))
     for name, user in settings.users.items():
         accounts[name] = Account(
             name,

@@ -76,6 +76,16 @@ def parse_v2_path(raw_path: str) -> RoutedPath | PathError | None:
     return None
 
 
+def impossible_manifest(raw_path: str) -> RoutedPath | None:
+    """A manifest path whose reference is neither a tag nor a digest (`.INVALID`, `-tag`): no
+    such manifest can exist, so a caller who may pull gets distribution's 404, not a 400."""
+    routed = parse_v2_path(raw_path)
+    if not isinstance(routed, PathError) or routed.code != "TAG_INVALID":
+        return None
+    match = dict(_ROUTES)["manifests"].fullmatch(raw_path)
+    return RoutedPath("manifests", match.group("name"), match.group("ref")) if match else None
+
+
 def _reference_problem(route: RouteName, ref: str | None) -> PathError | None:
     if ref is None:
         return None

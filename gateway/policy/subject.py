@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 ExternalKind = Literal["directory", "sso", "workload"]
@@ -18,6 +18,11 @@ class Subject:
     name: str
     kind: SubjectKind = "user"
     groups: frozenset[str] = frozenset()  # directory or SSO groups at the time of the check
+    # Not part of who it is (no equality, no cache key): when the credential behind it ends (no
+    # token may outlive it), and what a refresh token or UI session carries so the backend that
+    # vouched for it can check it again (never a secret).
+    expires_at: float | None = field(default=None, compare=False)
+    binding: str = field(default="", compare=False)
 
     @property
     def local(self) -> bool:

@@ -160,7 +160,7 @@ class RedisUnavailable(Exception):
 
 
 class RedisLink:
-    """The shared client (attached by `open_shared_state`) behind a circuit breaker."""
+    """The shared client (attached by `open_stores`) behind a circuit breaker."""
 
     def __init__(self, metrics: Metrics, timeout: float,
                  breaker: CircuitBreaker | None = None) -> None:

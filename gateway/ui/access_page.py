@@ -89,4 +89,8 @@ async def access(request: web.Request, visit: Visit) -> web.StreamResponse:
         "result": result,
         "actions": ACTIONS,
         "account_names": [a.name for a in accounts],
+        # Identity sections as configured: names, issuers, claims; never a secret or its file.
+        "sso_settings": snapshot.settings.sso,
+        "federation": snapshot.settings.federation,
+        "disabled_identities": snapshot.settings.disabled_identities,
     })

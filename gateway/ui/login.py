@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy
+from multidict import MultiDictProxy
 
 from gateway.access.request import Refusal
+from gateway.http.forms import read_form
+from gateway.identity.failures import AuthFailure
 from gateway.ui.render import error_page, render
-from gateway.ui.visit import Visit, end_session, start_session
+from gateway.ui.visit import Visit, end_session, start_identity_session, start_session
 
 MAX_USERNAME = 256
 MAX_PASSWORD = 1024
@@ -16,10 +18,13 @@ BAD_LOGIN = "Incorrect username or password."
 
 async def checked_form(request: web.Request, visit: Visit) -> MultiDictProxy[str] | web.Response:
     """The posted fields, or the 403 page when the CSRF token is missing or wrong."""
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return error_page(request, visit, 400, "Form unreadable",
+                          "This form's body could not be read. Reload the page and try again.")
     token = form.get("csrf_token")
-    if isinstance(token, str) and visit.ui.codec.csrf_ok(token, visit.csrf_cookie, visit.sid):
-        return MultiDictProxy(MultiDict((k, v) for k, v in form.items() if isinstance(v, str)))
+    if token is not None and visit.ui.codec.csrf_ok(token, visit.csrf_cookie, visit.sid):
+        return MultiDictProxy(form)
     return error_page(request, visit, 403, "Form expired",
                       "This form was not sent from this page, or it has expired. "
                       "Go back, reload the page and try again.")
@@ -60,9 +65,15 @@ async def login(request: web.Request, visit: Visit) -> web.StreamResponse:
                 request, visit, 429, "Too many attempts",
                 f"Too many failed sign-ins. Try again in {wait_text(result.retry_after)}.",
                 headers={"Retry-After": str(result.retry_after)})
+        if result.reason is AuthFailure.UNAVAILABLE:
+            return error_page(request, visit, 503, "Sign-in unavailable",
+                              "The identity provider cannot be reached. Try again in a moment.")
         return render(request, visit, "login.html", {"username": username, "error": BAD_LOGIN})
     response = see_other("/ui/")
-    start_session(request, visit, snapshot.policy.accounts[result.name], response)
+    if result.local:
+        start_session(request, visit, snapshot.policy.accounts[result.name], response)
+    else:  # a directory identity (CLI passwords and federation are not mounted at this door)
+        start_identity_session(request, visit, result, response)
     return response
 
 

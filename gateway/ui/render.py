@@ -28,8 +28,9 @@ Page = Callable[[web.Request, Visit], Awaitable[web.StreamResponse]]
 
 def render(request: web.Request, visit: Visit, template: str,
            context: Mapping[str, Any] | None = None, status: int = 200) -> web.Response:
-    full = {"viewer": visit.account, "admin": visit.admin, "csrf_token": visit.csrf_token,
-            "pull_host": visit.ui.pull_host, **(context or {})}
+    full = {"viewer": visit.subject, "admin": visit.admin, "csrf_token": visit.csrf_token,
+            "pull_host": visit.ui.pull_host, "sso": visit.snapshot.settings.sso is not None,
+            **(context or {})}
     response: web.Response = aiohttp_jinja2.render_template(template, request, full, status=status)
     return response
 
@@ -52,7 +53,7 @@ def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        visit = begin_visit(request)
+        visit = await begin_visit(request)
         try:
             response = await handler(request, visit)
         except web.HTTPException:

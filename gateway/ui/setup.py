@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.config.schema import Settings
-from gateway.ui import access_page, browse, login
+from gateway.ui import access_page, browse, login, sso
 from gateway.ui.formatting import FILTERS
 from gateway.ui.render import add_security_headers, not_found, page
 from gateway.ui.session import Revocations, SessionCodec, load_secret
@@ -48,5 +48,9 @@ def setup_ui(app: web.Application, settings: Settings) -> None:
     router.add_get("/ui/login", page(login.login_form))
     router.add_post("/ui/login", page(login.login))
     router.add_post("/ui/logout", page(login.logout))
+    router.add_get("/ui/sso/start", page(sso.start))
+    router.add_get("/ui/sso/callback", page(sso.callback))
+    router.add_get("/ui/cli-password", page(sso.cli_password_form))
+    router.add_post("/ui/cli-password", page(sso.cli_password_create))
     router.add_static("/ui/static", STATIC_DIR, append_version=False)
     router.add_route("*", "/ui/{tail:.*}", page(_unknown))

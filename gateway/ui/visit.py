@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -11,14 +13,16 @@ from gateway.access.request import ANONYMOUS, REQUEST_SCOPE, Caller, RequestScop
 from gateway.config.schema import Settings
 from gateway.http.clientaddr import is_secure
 from gateway.http.services import SERVICES, Services
+from gateway.identity.failures import AuthFailure, IdentityUnavailable
 from gateway.policy.accounts import Account
-from gateway.policy.subject import Subject
+from gateway.policy.subject import EXTERNAL_KINDS, Subject
 from gateway.runtime.snapshot import Snapshot
 from gateway.ui.session import Revocations, Session, SessionCodec, new_csrf_cookie
 
 SESSION_COOKIE = "rg_session"
 CSRF_COOKIE = "rg_csrf"
 COOKIE_PATH = "/ui"
+CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,128}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Visit:
     csrf_cookie: str
     set_csrf_cookie: bool
     drop_session: bool
+    identity: Subject | None = None  # a viewer that is not a local account (SSO, directory)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -56,15 +61,24 @@ class Visit:
 
     @property
     def subject(self) -> Subject | None:
-        return Subject(self.account.name, self.account.kind) if self.account is not None else None
+        if self.account is not None:
+            return Subject(self.account.name, self.account.kind)
+        return self.identity
 
     @property
     def caller(self) -> Caller:
-        return Caller(self.subject, presented_credentials=True) if self.account else ANONYMOUS
+        subject = self.subject
+        return Caller(subject, presented_credentials=True) if subject is not None else ANONYMOUS
 
     @property
     def admin(self) -> bool:
-        return self.account is not None and self.account.admin
+        """Admin in the pages: a local admin, or an SSO viewer in `sso.admin_groups` (pages
+        only: decisions and tokens never make a non-local identity an admin)."""
+        if self.account is not None:
+            return self.account.admin
+        sso = self.snapshot.settings.sso
+        return (self.identity is not None and self.identity.kind == "sso" and sso is not None
+                and not self.identity.groups.isdisjoint(sso.admin_groups))
 
     @property
     def sid(self) -> str:
@@ -79,7 +93,7 @@ def _checked_session(
     services: Services, ui: UiState, snapshot: Snapshot, cookie: str
 ) -> tuple[Account, Session] | None:
     claimed = ui.codec.peek(cookie)
-    if claimed is None:
+    if claimed is None or not claimed.local:
         return None
     account = snapshot.policy.accounts.get(claimed.subject)
     if account is None or services.access.gate_failure(
@@ -91,23 +105,46 @@ def _checked_session(
     return account, session
 
 
-def begin_visit(request: web.Request) -> Visit:
+async def _checked_identity(services: Services, ui: UiState, snapshot: Snapshot,
+                            cookie: str) -> tuple[Subject, Session] | None:
+    """A non-local viewer, checked again by its backend on every page (disabled_identities,
+    `sso` removed, a name now taken ...)."""
+    session = ui.codec.verify_identity(cookie)
+    kind = next((k for k in EXTERNAL_KINDS if session is not None and k == session.kind), None)
+    if session is None or kind is None or ui.revocations.revoked(session):
+        return None
+    claimed = Subject(session.subject, kind, frozenset(session.groups),
+                      expires_at=float(session.expires), binding=session.binding)
+    try:
+        checked = await services.access.identities.recheck(snapshot, claimed)
+    except IdentityUnavailable:
+        return None  # cannot tell now: this page is shown as to a visitor
+    if isinstance(checked, AuthFailure) or services.access.gate_failure(snapshot, checked):
+        return None
+    return checked, session
+
+
+async def begin_visit(request: web.Request) -> Visit:
     services = request.app[SERVICES]
     ui = request.app[UI_STATE]
     scope = request[REQUEST_SCOPE]
     cookie = request.cookies.get(SESSION_COOKIE, "")
     checked = _checked_session(services, ui, scope.snapshot, cookie) if cookie else None
+    identity = (await _checked_identity(services, ui, scope.snapshot, cookie)
+                if cookie and checked is None else None)
     csrf = request.cookies.get(CSRF_COOKIE, "")
-    fresh_csrf = len(csrf) < 32 or len(csrf) > 128
+    # Only a cookie of our own alphabet is kept: anything else is replaced, never hashed.
+    fresh_csrf = CSRF_SHAPE.fullmatch(csrf) is None
     return Visit(
         services=services,
         scope=scope,
         ui=ui,
         account=checked[0] if checked else None,
-        session=checked[1] if checked else None,
+        session=checked[1] if checked else identity[1] if identity else None,
         csrf_cookie=new_csrf_cookie() if fresh_csrf else csrf,
         set_csrf_cookie=fresh_csrf,
-        drop_session=bool(cookie) and checked is None,
+        drop_session=bool(cookie) and checked is None and identity is None,
+        identity=identity[0] if identity else None,
     )
 
 
@@ -139,6 +176,18 @@ def start_session(request: web.Request, visit: Visit, account: Account,
     cookie, _ = visit.ui.codec.issue(account.name, account.password_hash, ttl)
     secure = secure_cookies(request, visit.snapshot.settings)
     _set(response, SESSION_COOKIE, cookie, secure, ttl)
+    visit.drop_session = False
+
+
+def start_identity_session(request: web.Request, visit: Visit, subject: Subject,
+                           response: web.StreamResponse) -> None:
+    """A session for a non-local identity (SSO now, a directory later), never longer than its
+    credential."""
+    ttl = visit.snapshot.settings.ui.session_ttl
+    if subject.expires_at is not None:
+        ttl = max(1, min(ttl, int(subject.expires_at - time.time())))
+    cookie, _ = visit.ui.codec.issue_identity(subject, ttl)
+    _set(response, SESSION_COOKIE, cookie, secure_cookies(request, visit.snapshot.settings), ttl)
     visit.drop_session = False
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,17 @@ from gateway.metrics import Metrics
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 READ_CHUNK = 256 * 1024
 POOL_SIZE = 256
+
+
+def _ssl_context(settings: UpstreamSettings) -> ssl.SSLContext | bool:
+    """Verification against `ca_file` (else the system's CAs), with a client certificate."""
+    if settings.ca_file is None and settings.client_cert is None:
+        return True
+    context = ssl.create_default_context(
+        cafile=str(settings.ca_file) if settings.ca_file is not None else None)
+    if settings.client_cert is not None and settings.client_key is not None:
+        context.load_cert_chain(str(settings.client_cert), str(settings.client_key))
+    return context
 
 
 class UpstreamError(Exception):
@@ -38,10 +50,23 @@ class UpstreamClient:
             total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
         )
         self._session: aiohttp.ClientSession | None = None
+        self._ssl = _ssl_context(settings)
+        # The gateway's own credential for the registry: on every upstream request (the
+        # client's Authorization never goes upstream), never to clients, never logged.
+        self.auth_headers: dict[str, str] = {}
+        if settings.username is not None and settings.password_file is not None:
+            password = settings.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            self.auth_headers["Authorization"] = aiohttp.BasicAuth(
+                settings.username, password).encode()
+
+    def __repr__(self) -> str:
+        return f"UpstreamClient({self.base!r})"
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=30, ttl_dns_cache=60)
+        connector = aiohttp.TCPConnector(limit=POOL_SIZE, keepalive_timeout=30, ttl_dns_cache=60,
+                                         ssl=self._ssl)
         self._session = aiohttp.ClientSession(
+            headers=self.auth_headers,
             connector=connector,
             timeout=self._timeout,
             auto_decompress=False,

@@ -30,7 +30,19 @@ DROP_RESPONSE = HOP_BY_HOP | {"www-authenticate", "set-cookie", "server", "date"
 # Bodies up to this size (manifests, errors, upload answers) are read whole and sent with their
 # headers in one write; anything larger streams. Bounded, so no blob is ever held in memory.
 SMALL_BODY = 64 * 1024
+RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})", re.ASCII)
 BLOB_GET = re.compile(r"/v2/.+/blobs/sha256:[a-f0-9]{64}", re.ASCII)
+
+
+def usable_range(values: list[str]) -> bool:
+    """One single byte range of a shape distribution serves (`bytes=a-b`, `a-`, `-n`)."""
+    match = RANGE.fullmatch(values[0]) if len(values) == 1 else None
+    if match is None:
+        return False
+    first, last = match.group(1), match.group(2)
+    if not (first and last):
+        return bool(first or last)
+    return int(first) <= int(last)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +73,15 @@ class Forwarder:
         base = self.client.base
         return self._public_url + value[len(base):] if value.startswith(base) else value
 
-    def _request_headers(self, request: web.Request) -> CIMultiDict[str]:
-        headers = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower() not in DROP_REQUEST
-        )
+    def _request_headers(self, request: web.Request, has_body: bool) -> CIMultiDict[str]:
+        # A body on a read is not forwarded (aiohttp drains it, bounded, after the answer), so
+        # neither is its length: the registry would wait for bytes that never come.
+        drop = DROP_REQUEST if has_body else DROP_REQUEST | {"content-length"}
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in drop)
+        if "Range" in headers and not usable_range(headers.getall("Range")):
+            # distribution declares the blob's length, then writes a short error body: a 502.
+            # RFC 9110 lets a server ignore a Range it cannot use; the full body is the answer.
+            del headers["Range"]
         headers.update(self._forwarded)
         return headers
 
@@ -92,7 +109,7 @@ class Forwarder:
         try:
             upstream = await self.client.session.request(
                 request.method, self.client.url(path_qs),
-                headers=self._request_headers(request),
+                headers=self._request_headers(request, has_body),
                 data=counter.chunks() if counter is not None else None,
                 allow_redirects=False,
             )
@@ -114,16 +131,19 @@ class Forwarder:
         settings = self.client.settings
         try:
             head = await zerocopy.open_get(
-                host, port, netloc, path_qs, self._request_headers(request).items(),
+                host, port, netloc, path_qs,
+                [*self._request_headers(request, False).items(), *self.client.auth_headers.items()],
                 settings.connect_timeout, settings.read_timeout)
         except (OSError, TimeoutError):
             return None  # the ordinary path tries again and reports a failure as it always does
         try:
             length = head.content_length
             headers = self._response_headers(head.headers.items())
-            if length is not None and head.status in (200, 206):
+            # A small blob is read whole, as an error answer is: one write, and the content
+            # cache may keep it (it holds blobs of at most 64 KiB).
+            if length is not None and length > SMALL_BODY and head.status in (200, 206):
                 return await self._splice(request, head, headers, length, dst)
-            if length is not None and length <= SMALL_BODY:  # an error answer
+            if length is not None and length <= SMALL_BODY:
                 if head.status >= 500:
                     self._metrics.upstream_errors.labels("status").inc()
                 try:

@@ -88,6 +88,12 @@ async def open_get(host: str, port: int, netloc: str, target: str,
                    headers: Iterable[tuple[str, str]], connect_timeout: float,
                    read_timeout: float) -> UpstreamHead:
     """Send one GET on a new connection and read the answer's head; raises OSError/TimeoutError."""
+    lines = [f"GET {target} HTTP/1.1", f"Host: {netloc}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:  # a header aiohttp decoded as UTF-8: the ordinary path
+        raise OSError("request head is not Latin-1") from exc
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     last: OSError = OSError(f"no address for {host}")
@@ -105,9 +111,7 @@ async def open_get(host: str, port: int, netloc: str, target: str,
         raise last
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        lines = [f"GET {target} HTTP/1.1", f"Host: {netloc}", "Connection: close"]
-        lines += [f"{name}: {value}" for name, value in headers]
-        await loop.sock_sendall(sock, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        await loop.sock_sendall(sock, head)
         buffer = b""
         async with asyncio.timeout(read_timeout):
             while (end := buffer.find(b"\r\n\r\n")) < 0:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -12,40 +11,9 @@ import aiohttp
 import jwt
 import pytest
 from support import Upstream
+from support.credentials import basic, write_key
 from support.gateway import PASSWORDS, RunningGateway
-
-SERVICE = "gateway.test"
-
-
-def basic(user: str, password: str | None = None) -> dict[str, str]:
-    secret = f"{user}:{PASSWORDS[user] if password is None else password}"
-    return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
-
-
-async def get_token(session: aiohttp.ClientSession, gateway: RunningGateway, user: str | None,
-                    *scopes: str, offline: bool = False) -> dict[str, Any]:
-    params = [("service", SERVICE), *(("scope", s) for s in scopes)]
-    if offline:
-        params += [("offline_token", "true"), ("client_id", "test")]
-    headers = basic(user) if user else {}
-    async with session.get(f"{gateway.url}/token", params=params, headers=headers) as response:
-        assert response.status == 200, await response.text()
-        body: dict[str, Any] = await response.json()
-        return body
-
-
-async def push_blob(session: aiohttp.ClientSession, gateway: RunningGateway, repository: str,
-                    data: bytes, headers: dict[str, str]) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    async with session.post(f"{gateway.url}/v2/{repository}/blobs/uploads/",
-                            headers=headers) as response:
-        assert response.status == 202, await response.text()
-        location = response.headers["Location"]
-    assert location.startswith(gateway.url), location
-    async with session.put(f"{location}&digest={digest}", data=data,
-                           headers={**headers, "Content-Type": "application/octet-stream"}) as r:
-        assert r.status == 201, await r.text()
-    return digest
+from support.http_api import SERVICE, push_blob, token_answer
 
 
 @pytest.fixture
@@ -57,7 +25,7 @@ async def session() -> Any:
 
 async def test_token_response_shape(session: aiohttp.ClientSession,
                                     gateway: RunningGateway) -> None:
-    body = await get_token(session, gateway, "alice", "repository:myteam/app:pull,push",
+    body = await token_answer(session, gateway, "alice", "repository:myteam/app:pull,push",
                            "repository:library/x:pull,push", "registry:catalog:*")
     assert body["token"] == body["access_token"]
     assert isinstance(body["expires_in"], int) and body["expires_in"] == 300
@@ -74,7 +42,7 @@ async def test_token_response_shape(session: aiohttp.ClientSession,
 
 async def test_anonymous_token_is_granted_what_anonymous_may_do(
         session: aiohttp.ClientSession, gateway: RunningGateway) -> None:
-    body = await get_token(session, gateway, None, "repository:myteam/app:pull",
+    body = await token_answer(session, gateway, None, "repository:myteam/app:pull",
                            "repository:library/x:pull,push", "repository:nothing/here:pull")
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     assert claims["sub"] == ""
@@ -84,7 +52,7 @@ async def test_anonymous_token_is_granted_what_anonymous_may_do(
 async def test_star_scope_grants_every_allowed_action(session: aiohttp.ClientSession,
                                                       gateway: RunningGateway) -> None:
     for user, actions in (("alice", ["pull", "push", "delete"]), ("ci-bot", ["pull"])):
-        body = await get_token(session, gateway, user, "repository:myteam/app:*")
+        body = await token_answer(session, gateway, user, "repository:myteam/app:*")
         claims = jwt.decode(body["token"], options={"verify_signature": False})
         assert claims["access"][0]["actions"] == actions
 
@@ -95,8 +63,8 @@ async def test_bad_logins_get_the_same_401(session: aiohttp.ClientSession,
                                            gateway: RunningGateway, user: str,
                                            password: str | None) -> None:
     secret = PASSWORDS.get(user, "") if password is None else password
-    headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
-    async with session.get(f"{gateway.url}/token?service={SERVICE}", headers=headers) as response:
+    async with session.get(f"{gateway.url}/token?service={SERVICE}",
+                           headers=basic(user, secret)) as response:
         assert response.status == 401
         assert await response.json() == {"errors": [
             {"code": "UNAUTHORIZED", "message": "incorrect username or password"}]}
@@ -134,18 +102,13 @@ async def test_oauth_password_and_refresh_grants(session: aiohttp.ClientSession,
 
 async def test_refresh_token_survives_restart_but_not_disabling(
         session: aiohttp.ClientSession, gateway: RunningGateway, tmp_path: Any) -> None:
-    key = tmp_path / "token.pem"
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    key = write_key(tmp_path / "token.pem")
     config = gateway.copy_config()
     config["token"]["key_file"] = str(key)
     gateway.stop()
     gateway.write_config(config)
     gateway.start()
-    refresh = (await get_token(session, gateway, "alice", offline=True))["refresh_token"]
+    refresh = (await token_answer(session, gateway, "alice", offline=True))["refresh_token"]
     gateway.stop()
     gateway.start()
     form = {"grant_type": "refresh_token", "refresh_token": refresh, "service": SERVICE,
@@ -171,7 +134,7 @@ async def test_base_route_challenges_and_accepts_credentials(
             {"code": "UNAUTHORIZED", "message": "authentication required", "detail": None}]}
     async with session.get(f"{gateway.url}/v2/", headers=basic("alice")) as response:
         assert response.status == 200 and await response.json() == {}
-    anonymous = (await get_token(session, gateway, None))["token"]
+    anonymous = (await token_answer(session, gateway, None))["token"]
     async with session.get(f"{gateway.url}/v2/",
                            headers={"Authorization": f"Bearer {anonymous}"}) as response:
         assert response.status == 200
@@ -201,7 +164,7 @@ async def test_basic_credentials_on_v2_requests(session: aiohttp.ClientSession,
 
 async def test_token_access_and_current_config_both_decide(
         session: aiohttp.ClientSession, gateway: RunningGateway) -> None:
-    pull_only = (await get_token(session, gateway, "alice", "repository:myteam/t:pull"))["token"]
+    pull_only = (await token_answer(session, gateway, "alice", "repository:myteam/t:pull"))["token"]
     async with session.post(f"{gateway.url}/v2/myteam/t/blobs/uploads/",
                             headers={"Authorization": f"Bearer {pull_only}"}) as response:
         assert response.status == 401

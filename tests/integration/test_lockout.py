@@ -10,9 +10,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis_support import SERVICE, basic, cache_counts, start_gateway
 from support import RedisServer, Upstream
+from support.credentials import basic
 from support.gateway import RunningGateway
+from support.http_api import SERVICE, cache_counts, start_gateway
 
 LOCKOUT = {"max_failures": 3, "window": 60, "cooldown": 2, "max_cooldown": 8}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import socket
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 from support import Upstream
+from support.credentials import basic, bearer
 from support.gateway import RunningGateway
+from support.http_api import get_token, push_blob
 from support.metrics import metric_value
-from test_http_api import basic, get_token, push_blob
 
 REPOSITORY = "myteam/stream"
 MiB = 1024 * 1024
@@ -30,16 +32,16 @@ async def session() -> Any:
         yield client
 
 
-async def bearer(session: aiohttp.ClientSession, gateway: RunningGateway) -> dict[str, str]:
-    body = await get_token(session, gateway, "alice", f"repository:{REPOSITORY}:pull,push")
-    return {"Authorization": f"Bearer {body['token']}"}
+async def alice_bearer(session: aiohttp.ClientSession, gateway: RunningGateway) -> dict[str, str]:
+    return bearer(await get_token(session, gateway, "alice", f"repository:{REPOSITORY}:pull,push"))
 
 
 async def push_direct(session: aiohttp.ClientSession, upstream: Upstream, data: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     async with session.post(f"{upstream.url}/v2/{REPOSITORY}/blobs/uploads/") as response:
         location = response.headers["Location"]
-    async with session.put(f"{location}&digest={digest}", data=data) as response:
+    # A file-like body: aiohttp warns (an error here) on raw bytes over 1 MiB.
+    async with session.put(f"{location}&digest={digest}", data=io.BytesIO(data)) as response:
         assert response.status == 201, await response.text()
     return digest
 
@@ -56,7 +58,7 @@ async def test_large_blob_arrives_intact_and_framed(
         registry_upstream: Upstream) -> None:
     data = os.urandom(3 * MiB + 12345)
     digest = await push_direct(session, registry_upstream, data)
-    auth = await bearer(session, gateway)
+    auth = await alice_bearer(session, gateway)
     for _ in range(2):  # twice on one kept-alive connection, then a small answer on it too
         status, headers, body = await get_blob(session, gateway, digest, auth)
         assert status == 200
@@ -73,7 +75,7 @@ async def test_large_range_is_spliced_with_its_status(
         registry_upstream: Upstream) -> None:
     data = os.urandom(4 * MiB)
     digest = await push_direct(session, registry_upstream, data)
-    auth = await bearer(session, gateway)
+    auth = await alice_bearer(session, gateway)
     spliced = metric_value(gateway.url, "registry_gateway_spliced_responses_total")
     status, headers, body = await get_blob(
         session, gateway, digest, {**auth, "Range": f"bytes={MiB}-{3 * MiB - 1}"})
@@ -89,7 +91,7 @@ async def test_small_blob_and_missing_blob(
         registry_upstream: Upstream) -> None:
     data = os.urandom(1000)
     digest = await push_direct(session, registry_upstream, data)
-    auth = await bearer(session, gateway)
+    auth = await alice_bearer(session, gateway)
     status, _, body = await get_blob(session, gateway, digest, auth)
     assert (status, body) == (200, data)
     missing = "sha256:" + "0" * 64
@@ -104,7 +106,7 @@ async def test_head_keeps_the_length_and_sends_no_body(
         registry_upstream: Upstream) -> None:
     data = os.urandom(2 * MiB)
     digest = await push_direct(session, registry_upstream, data)
-    auth = await bearer(session, gateway)
+    auth = await alice_bearer(session, gateway)
     async with session.head(f"{gateway.url}/v2/{REPOSITORY}/blobs/{digest}",
                             headers=auth) as response:
         assert response.status == 200
@@ -121,7 +123,7 @@ async def test_client_leaving_mid_blob_leaves_nothing_behind(
         registry_upstream: Upstream) -> None:
     data = os.urandom(64 * MiB)
     digest = await push_direct(session, registry_upstream, data)
-    auth = await bearer(session, gateway)
+    auth = await alice_bearer(session, gateway)
     assert gateway.process is not None
     pid = gateway.process.pid
     before = _open_fds(pid)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from redis_support import basic, cache_counts, start_gateway, status, until, write_key
 from support import RedisServer, Upstream
+from support.credentials import basic, write_key
 from support.gateway import RunningGateway
+from support.http_api import cache_counts, start_gateway, status, until
 
 
 @pytest.fixture

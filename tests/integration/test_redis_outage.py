@@ -12,9 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis_support import basic, bearer, cache_counts, get_token, start_gateway, status, write_key
 from support import RedisServer, Upstream
+from support.credentials import basic, bearer, write_key
 from support.gateway import RunningGateway
+from support.http_api import cache_counts, get_token, start_gateway, status
 
 # (user, path, status): allowed reads of a missing repository are the registry's 404.
 EXPECTED = [

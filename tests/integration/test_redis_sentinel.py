@@ -11,8 +11,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis
-from redis_support import basic, cache_counts, start_gateway, status
 from support import ManagedProcess, RedisServer, Upstream, start_redis
+from support.credentials import basic
+from support.http_api import cache_counts, start_gateway, status
 from support.procs import find_program, start_on_free_port
 
 SERVICE_NAME = "gateway-cache"

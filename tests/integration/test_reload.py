@@ -11,19 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis_support import (
-    basic,
-    bearer,
-    cache_counts,
-    get_token,
-    metrics,
-    start_gateway,
-    status,
-    wait_for_status,
-    write_key,
-)
 from support import RedisServer, Upstream
+from support.credentials import basic, bearer, write_key
 from support.gateway import PASSWORDS, RunningGateway, password_hash
+from support.http_api import cache_counts, get_token, metrics, start_gateway, status, wait_for_status
 
 Change = Callable[[dict[str, Any]], None]
 

@@ -12,20 +12,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from redis_support import (
-    SERVICE,
-    basic,
-    bearer,
-    cache_counts,
-    get_token,
-    start_gateway,
-    status,
-    until,
-    wait_for_status,
-    write_key,
-)
 from support import RedisServer, Upstream
+from support.credentials import basic, bearer, write_key
 from support.gateway import RunningGateway
+from support.http_api import SERVICE, cache_counts, get_token, start_gateway, status, until, wait_for_status
 
 LOCKOUT = {"max_failures": 3, "window": 60, "cooldown": 30}
 

@@ -2,6 +2,8 @@
 
 The root filesystem tarball is cached under ~/.cache/registry-gateway-tests/, keyed by
 everything that goes into it, so only the first run pays for debootstrap (a minute or two).
+`gateway_image` and `services_image` build the repository's Dockerfile and
+deploy/services/Dockerfile on it, each once per daemon (tests/deploy uses both).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from support import Docker
+from support.docker import DOCKER_CLI
 from support.procs import remove_tree, run_command
 
 SUITE = "bookworm"
@@ -23,6 +26,9 @@ PACKAGES = ("python3", "python3-venv", "ca-certificates")
 # CAs this machine adds to Debian's (a TLS-inspecting egress proxy, say): pip inside the image
 # build must trust them to reach PyPI. A production base carries the site's CAs the same way.
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY_IMAGE = "rg-test/registry-gateway:test"
+SERVICES_IMAGE = "rg-test/services:test"
 
 
 def cache_dir() -> Path:
@@ -87,3 +93,31 @@ def import_base(docker: Docker) -> str:
     if docker.run("image", "inspect", name, check=False).returncode != 0:
         docker.run("import", str(rootfs_tarball()), name, timeout=600)
     return name
+
+
+def _build(docker: Docker, tag: str, context: Path, base: str) -> None:
+    # BuildKit: the classic builder snapshots the whole root filesystem for every instruction,
+    # which on the test daemon's vfs storage turns a one-minute build into several.
+    run_command([DOCKER_CLI, "build", "--network", "host", "--build-arg", f"BASE={base}",
+                 "--tag", tag, str(context)], env={**docker.env(), "DOCKER_BUILDKIT": "1"},
+                timeout=1200)
+
+
+def _missing(docker: Docker, tag: str) -> bool:
+    return docker.run("image", "inspect", tag, check=False).returncode != 0
+
+
+def gateway_image(docker: Docker) -> str:
+    """The repository's Dockerfile built on the debootstrapped base, once per daemon (the
+    session's dockerd is new each run, so an image it holds was built from these sources)."""
+    if _missing(docker, GATEWAY_IMAGE):
+        _build(docker, GATEWAY_IMAGE, ROOT, import_base(docker))
+    return GATEWAY_IMAGE
+
+
+def services_image(docker: Docker) -> str:
+    """deploy/services/Dockerfile (nginx, redis-server, docker-registry from Debian), once per
+    daemon, on the same base as the gateway image."""
+    if _missing(docker, SERVICES_IMAGE):
+        _build(docker, SERVICES_IMAGE, ROOT / "deploy" / "services", import_base(docker))
+    return SERVICES_IMAGE

@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import Upstream, free_port, wait_until
-from support.gateway import RunningGateway, base_config, running_gateway
-
-from ops.prometheus import Prometheus, start_prometheus
-from ops.regclient import RegistryClient
-from ops.scenario import Scenario, run_scenario
-
-GatewayFactory = Callable[..., AbstractContextManager[RunningGateway]]
-
-
-def ops_config(upstream_url: str, port: int, directory: Path, **server: Any) -> dict[str, Any]:
-    """The shared test accounts and rules, an audit file, and a lockout after three failures."""
-    config = base_config(upstream_url, port)
-    config["server"].update(server)
-    config["audit"] = {"file": str(directory / "audit" / "audit.jsonl")}
-    config["auth"] = {"lockout": {"max_failures": 3, "window": 300, "cooldown": 300}}
-    return config
-
-
-def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+from support.gateway import RunningGateway, running_gateway
+from support.ops import GatewayFactory, ops_config
+from support.prometheus import Prometheus, start_prometheus
+from support.regclient import RegistryClient
+from support.scenario import Scenario, run_scenario
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from support import wait_until
 from support.gateway import RunningGateway
+from support.ops import GatewayFactory
+from support.regclient import RegistryClient
 
 from gateway.audit import REDACTED, AuditLog
-from ops.conftest import GatewayFactory
-from ops.regclient import RegistryClient
 
 
 def audit_path(gateway: RunningGateway) -> Path:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from support import Upstream, free_port
-
-from ops.conftest import GatewayFactory, http_get
-from ops.scenario import value
+from support.ops import GatewayFactory, http_get
+from support.scenario import value
 
 
 def test_readyz_follows_the_upstream(ops_gateway: GatewayFactory,

@@ -11,15 +11,18 @@ import pytest
 import yaml
 from support.gateway import PASSWORDS, base_config, password_hash
 
-from gateway.accounts import build_accounts
-from gateway.config import load_config_text
-from gateway.credentials import BasicCredentials, BearerCredentials, parse_authorization
-from gateway.htpasswd import parse_htpasswd
-from gateway.problems import ConfigError
-from gateway.snapshot import build_snapshot
-from gateway.tokens import SigningKey, TokenAuthority, TokenError
+from gateway.config.htpasswd import parse_htpasswd
+from gateway.config.load import load_config_text
+from gateway.config.problems import ConfigError
+from gateway.identity.credentials import BasicCredentials, BearerCredentials, parse_authorization
+from gateway.keys import SigningKey
+from gateway.policy.accounts import build_accounts
+from gateway.policy.subject import Subject
+from gateway.runtime.snapshot import build_snapshot
+from gateway.tokens import TokenAuthority, TokenError
 
 KEY = SigningKey.generate()
+ALICE = Subject("alice")
 AUTHORITY = TokenAuthority(KEY, "gateway.test", "registry-gateway-test", 300, 3600)
 
 
@@ -42,13 +45,13 @@ def test_credentials_hide_passwords_and_tokens() -> None:
     basic = BasicCredentials("alice", "correct horse battery")
     assert "correct horse" not in everything_shown(basic)
     assert "alice" in repr(basic)  # the username is not a secret and helps debugging
-    token = AUTHORITY.issue_access("alice", [], catalog=False).token
+    token = AUTHORITY.issue_access(ALICE, [], catalog=False).token
     assert token not in everything_shown(BearerCredentials(token))
     assert token not in everything_shown(parse_authorization(f"Bearer {token}"))
 
 
 def test_issued_tokens_hide_the_token() -> None:
-    issued = AUTHORITY.issue_access("alice", [], catalog=True)
+    issued = AUTHORITY.issue_access(ALICE, [], catalog=True)
     assert issued.token not in everything_shown(issued)
     assert str(issued.expires_in) in repr(issued)
 
@@ -65,7 +68,7 @@ def test_signing_key_hides_the_private_key() -> None:
     lambda t: t + "garbage",
 ])
 def test_token_errors_never_quote_the_token(mangle: Any) -> None:
-    token = mangle(AUTHORITY.issue_access("alice", [], catalog=False).token)
+    token = mangle(AUTHORITY.issue_access(ALICE, [], catalog=False).token)
     with pytest.raises(TokenError) as caught:
         AUTHORITY.verify_access(token)
     text = exception_text(caught.value)
@@ -75,7 +78,7 @@ def test_token_errors_never_quote_the_token(mangle: Any) -> None:
 
 def test_expired_and_foreign_tokens_are_not_quoted() -> None:
     other = TokenAuthority(SigningKey.generate(), "gateway.test", "registry-gateway-test", 300, 3600)
-    foreign = other.issue_access("alice", [], catalog=False).token
+    foreign = other.issue_access(ALICE, [], catalog=False).token
     expired = jwt.encode({"sub": "alice", "exp": 1, "nbf": 0, "iat": 0, "iss": "registry-gateway-test",
                           "aud": "gateway.test", "jti": "x", "access": []},
                          KEY.private_key, algorithm="ES256", headers={"kid": KEY.kid, "typ": "JWT"})

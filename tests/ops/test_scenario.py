@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 from support import wait_until
-
-from ops.prometheus import Prometheus
-from ops.scenario import LAYER, PUBLIC_MISSING, REPOSITORY, Scenario, samples, value
+from support.prometheus import Prometheus
+from support.scenario import LAYER, PUBLIC_MISSING, REPOSITORY, Scenario, samples, value
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "config" / "grafana" / "registry-gateway.json"

@@ -14,10 +14,9 @@ from urllib.parse import unquote
 
 import pytest
 from support import Upstream, free_port, start_registry
+from support.credentials import basic, bearer
 from support.gateway import RunningGateway, running_gateway
-
-from security.conftest import ALL_PASSWORDS, security_config
-from security.helpers import basic, bearer, fetch_token, push_blob, raw_request
+from support.security import ALL_PASSWORDS, fetch_token, push_blob, raw_request, security_config
 
 MYTEAM = ["myteam/app", "myteam/app-evil", "myteam/app.x", "myteam/app_y", "myteam/a0",
           *(f"myteam/svc{i:02d}" for i in range(30))]

@@ -12,20 +12,20 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gateway.authz import Policy
-from gateway.catalog import (
+from gateway.config.schema import RuleSpec
+from gateway.policy.accounts import Account
+from gateway.policy.decide import Policy
+from gateway.policy.names import catalog_key, valid_name
+from gateway.policy.subject import Subject
+from gateway.policy.visibility import merge_prefixes, pull_prefixes
+from gateway.upstream.catalog import (
     UPSTREAM_PAGE,
     CatalogLister,
     Listing,
     PageTooLarge,
-    catalog_key,
-    merge_prefixes,
     page_size,
-    pull_prefixes,
     start_after,
 )
-from gateway.config import RuleSpec
-from gateway.names import valid_name
 
 
 class ModelRegistry:
@@ -118,7 +118,6 @@ def test_merge_prefixes() -> None:
 
 
 def test_pull_prefixes_follow_the_rules() -> None:
-    from gateway.accounts import Account
     rules = [RuleSpec(match="myteam/*", pull=("user:alice",)),
              RuleSpec(match="library/**", visibility="public"),
              RuleSpec(match="*/shared", pull=("user:bob",)),
@@ -127,12 +126,17 @@ def test_pull_prefixes_follow_the_rules() -> None:
                 for name in ("alice", "bob", "sam", "eve", "root")}
     policy = Policy.build(accounts, rules)
     now = datetime.now(UTC)
-    assert pull_prefixes(policy, "alice", now) == ("library/", "myteam/")
-    assert pull_prefixes(policy, None, now) == ("library/",)
-    assert pull_prefixes(policy, "bob", now) is None  # a rule that starts with a wildcard
-    assert pull_prefixes(policy, "sam", now) == ("library/", "secret/")  # push implies pull
-    assert pull_prefixes(policy, "root", now) is None
-    assert pull_prefixes(policy, "nobody", now) == ()
+
+    def prefixes(name: str | None) -> tuple[str, ...] | None:
+        subject = None if name is None else policy.subject_for(name) or Subject(name)
+        return pull_prefixes(policy, subject, now)
+
+    assert prefixes("alice") == ("library/", "myteam/")
+    assert prefixes(None) == ("library/",)
+    assert prefixes("bob") is None  # a rule that starts with a wildcard
+    assert prefixes("sam") == ("library/", "secret/")  # push implies pull
+    assert prefixes("root") is None
+    assert prefixes("nobody") == ()  # an account the config does not know
 
 
 @pytest.mark.parametrize(("raw", "n"), [(None, 100), ("", 100), ("0", 0), ("7", 7),

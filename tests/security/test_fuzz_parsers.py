@@ -9,18 +9,19 @@ import re
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.catalog import page_size
-from gateway.credentials import (
+from gateway.identity.credentials import (
     BasicCredentials,
     BearerCredentials,
     MalformedCredentials,
     NoCredentials,
     parse_authorization,
 )
-from gateway.names import PathError, RoutedPath, parse_v2_path
-from gateway.routes import query_problem, query_values, required_actions, without_params
-from gateway.scope import MAX_SCOPES, parse_scopes
-from gateway.tokens import SigningKey, TokenAuthority, TokenError
+from gateway.keys import SigningKey
+from gateway.policy.names import PathError, RoutedPath, parse_v2_path
+from gateway.policy.routes import query_problem, query_values, required_actions, without_params
+from gateway.policy.scope import MAX_SCOPES, parse_scopes
+from gateway.tokens import TokenAuthority, TokenError
+from gateway.upstream.catalog import page_size
 
 # Written out again here, from the OCI spec, rather than imported from the code under test.
 OCI_NAME = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*",

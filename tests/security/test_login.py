@@ -14,11 +14,11 @@ import bcrypt
 import pytest
 import yaml
 from support import Upstream, free_port
+from support.credentials import basic
 from support.gateway import RunningGateway, running_gateway
+from support.security import ALL_PASSWORDS, SERVICE, RawResponse, raw_request, security_config
 
-from gateway.errors import INSECURE_CREDENTIALS
-from security.conftest import ALL_PASSWORDS, security_config
-from security.helpers import SERVICE, RawResponse, basic, raw_request
+from gateway.http.errors import INSECURE_CREDENTIALS
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # (user, password): a wrong password, unknown users, refused accounts, malformed passwords.

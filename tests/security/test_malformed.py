@@ -10,13 +10,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from support.credentials import basic_value
 from support.gateway import RunningGateway
-
-from security.conftest import ALL_PASSWORDS
-from security.helpers import SERVICE, send_raw
+from support.security import ALL_PASSWORDS, SERVICE, send_raw
 
 DIGEST = "sha256:" + "a" * 64
-ALICE = "Basic " + base64.b64encode(f"alice:{ALL_PASSWORDS['alice']}".encode()).decode()
+ALICE = basic_value("alice", ALL_PASSWORDS["alice"])
 
 
 def b64(raw: bytes) -> str:

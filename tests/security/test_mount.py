@@ -12,13 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from support import Upstream
+from support.credentials import basic, bearer
 from support.gateway import RunningGateway
-
-from security.conftest import ALL_PASSWORDS
-from security.helpers import (
+from support.security import (
+    ALL_PASSWORDS,
     RawResponse,
-    basic,
-    bearer,
     digest_of,
     fetch_token,
     raw_request,

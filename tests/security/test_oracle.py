@@ -8,24 +8,28 @@ and the registry must not even have been asked.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import jwt
 import pytest
-from support import Upstream
-from support.gateway import RunningGateway
-
-from security.conftest import ALL_PASSWORDS
-from security.helpers import (
+from cryptography.hazmat.primitives.asymmetric import ec
+from support import Upstream, free_port
+from support.content_cache import FULL_ACCEPT, warm
+from support.credentials import basic, bearer
+from support.gateway import RunningGateway, running_gateway
+from support.issuer import FederationIssuer, start_issuer
+from support.security import (
+    ALL_PASSWORDS,
     MANIFEST_TYPE,
     SERVICE,
     RawResponse,
     SeededImage,
-    basic,
-    bearer,
     fetch_token,
     raw_request,
+    security_config,
     seed_image,
 )
 
@@ -126,6 +130,60 @@ IDENTITIES: dict[str, Identity] = {
 }
 
 
+WORKLOAD = "ci-release"  # workload:ci-release may push drop/* (pat's), nothing of secret/**
+WORKLOAD_IDENTITIES = ["workload token", "workload ID token as Basic on /v2/"]
+
+
+def _workload(issuer: FederationIssuer, as_token: bool) -> Identity:
+    # One ID token throughout, as a CI job has: a refused one counts once toward the lockout.
+    id_token = issuer.mint({"aud": SERVICE, "exp": int(time.time()) + 3600})
+
+    async def headers(port: int, name: str) -> Headers:
+        credentials = basic(WORKLOAD, id_token)
+        if not as_token:
+            return credentials  # refused: federation is a /token login only
+        body = await fetch_token(port, credentials, f"repository:{name}:{ALL_ACTIONS}")
+        return bearer(body["token"])
+    return headers
+
+
+@pytest.fixture(scope="module")
+def workload_issuer() -> Iterator[FederationIssuer]:
+    issuer = start_issuer()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture(scope="module", params=["cache cold", "cache warm"])
+def shared_gateway(request: pytest.FixtureRequest, registry_upstream_session: Upstream,
+                   tmp_path_factory: pytest.TempPathFactory,
+                   token_key: tuple[Path, ec.EllipticCurvePrivateKey],
+                   workload_issuer: FederationIssuer,
+                   images: dict[str, SeededImage]) -> Iterator[RunningGateway]:
+    """The security gateway (conftest.py's) with a federation entry for the workload caller;
+    "cache warm": the owners' pulls filled the content cache first, which must change nothing."""
+    port = free_port()
+    config = security_config(registry_upstream_session.url, port, token_key[0])
+    config["federation"] = [{"name": WORKLOAD, "issuer": workload_issuer.url, "audience": SERVICE,
+                             "claims": {"repository_owner_id": "1234567"}}]
+    config["repositories"][-1]["push"].append(f"workload:{WORKLOAD}")
+    with running_gateway(config, tmp_path_factory.mktemp("gateway"), port) as gateway:
+        if request.param == "cache warm":
+            for name, owner in ((PRESENT, "sam"), (NORULE_PRESENT, "carol")):  # carol: admin
+                image = images[name]
+                warm(gateway.url, [f"/v2/{name}/manifests/v1",
+                                   f"/v2/{name}/manifests/{image.manifest_digest}",
+                                   f"/v2/{name}/blobs/{image.layer_digest}"],
+                     basic(owner, ALL_PASSWORDS[owner]))
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def identities(workload_issuer: FederationIssuer) -> dict[str, Identity]:
+    return {**IDENTITIES, WORKLOAD_IDENTITIES[0]: _workload(workload_issuer, True),
+            WORKLOAD_IDENTITIES[1]: _workload(workload_issuer, False)}
+
+
 @pytest.fixture(scope="module")
 def images(registry_upstream_session: Upstream) -> dict[str, SeededImage]:
     return {name: seed_image(registry_upstream_session.url, name, "v1", name)
@@ -145,14 +203,15 @@ async def _answers(gateway: RunningGateway, shape: Shape, identity: Identity
 SHAPE_LABELS = [s.label for s in shapes(SeededImage("r", "t", b"", "d", "d", "u", "/p?q"))]
 
 
-@pytest.mark.parametrize("identity", list(IDENTITIES))
+@pytest.mark.parametrize("identity", [*IDENTITIES, *WORKLOAD_IDENTITIES])
 @pytest.mark.parametrize("shape_label", SHAPE_LABELS)
 async def test_private_and_missing_are_answered_alike(
         shared_gateway: RunningGateway, registry_upstream_session: Upstream,
-        images: dict[str, SeededImage], shape_label: str, identity: str) -> None:
+        images: dict[str, SeededImage], identities: dict[str, Identity], shape_label: str,
+        identity: str) -> None:
     shape = next(s for s in shapes(images[PRESENT]) if s.label == shape_label)
     log_before = registry_upstream_session.log_path.stat().st_size
-    answers = await _answers(shared_gateway, shape, IDENTITIES[identity])
+    answers = await _answers(shared_gateway, shape, identities[identity])
     reference = answers[PRESENT]
     assert reference.status == 401, reference
     for name, answer in answers.items():
@@ -185,6 +244,21 @@ async def test_sanity_the_owner_does_see_the_difference(
                                 [("Accept", MANIFEST_TYPE), *headers.items()])
     assert (present.status, missing.status) == (200, 404)
     assert registry_upstream_session.log_path.stat().st_size > log_before
+
+
+async def test_a_digest_only_a_private_repository_holds_is_unknown_elsewhere(
+        shared_gateway: RunningGateway, registry_upstream_session: Upstream,
+        images: dict[str, SeededImage]) -> None:
+    """alice may pull myteam/*; the digests exist only in secret/present (cached for sam when
+    the cache is warm): she gets the registry's own 404 for the name she asked."""
+    image = images[PRESENT]
+    for kind, digest in (("manifests", image.manifest_digest), ("blobs", image.layer_digest)):
+        path = f"/v2/myteam/oracle-other/{kind}/{digest}"
+        answer = await raw_request(shared_gateway.port, "GET", path,
+                                   {**basic("alice"), "Accept": FULL_ACCEPT})
+        direct = await raw_request(registry_upstream_session.port, "GET", path,
+                                   {"Accept": FULL_ACCEPT})
+        assert (answer.status, answer.body) == (404, direct.body), answer
 
 
 TOKEN_USERS = [None, "bob", "eve", "pat", "alice", "frank"]

@@ -21,11 +21,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from support.credentials import basic, bearer
 from support.gateway import RunningGateway, password_hash
+from support.security import ALL_PASSWORDS, SERVICE, fetch_token, raw_request
 
-from gateway.tokens import libtrust_kid
-from security.conftest import ALL_PASSWORDS
-from security.helpers import SERVICE, basic, bearer, fetch_token, raw_request
+from gateway.keys import SigningKey, libtrust_kid
+from gateway.policy.scope import RepositoryScope
+from gateway.policy.subject import Subject
+from gateway.tokens import TokenAuthority
 
 ISSUER = "registry-gateway-test"
 TARGET = "/v2/myteam/app/tags/list"  # alice may pull; missing upstream, so an allowed GET is 404
@@ -198,11 +201,9 @@ async def test_a_valid_token_cannot_exceed_the_current_config(
 async def test_tokens_of_another_service_are_refused(
         shared_gateway: RunningGateway, token_key: tuple[Path, ec.EllipticCurvePrivateKey]) -> None:
     """Another gateway sharing our key, but serving another service, cannot replay its tokens."""
-    from gateway.scope import RepositoryScope
-    from gateway.tokens import SigningKey, TokenAuthority
     other = TokenAuthority(SigningKey.from_private_key(token_key[1]), "other.service", ISSUER,
                            300, 3600)
-    issued = other.issue_access("alice", [RepositoryScope("myteam/app", frozenset({"pull"}))],
+    issued = other.issue_access(Subject("alice"), [RepositoryScope("myteam/app", frozenset({"pull"}))],
                                 catalog=False)
     assert (await use(shared_gateway, issued.token))[0] == 401
     refresh = other.issue_refresh("alice", password_hash(ALL_PASSWORDS["alice"]).encode())
@@ -245,7 +246,6 @@ async def test_refresh_tokens_only_at_the_token_endpoint(shared_gateway: Running
 
 async def test_refresh_tokens_are_bound_to_the_password(
         shared_gateway: RunningGateway, token_key: tuple[Path, ec.EllipticCurvePrivateKey]) -> None:
-    from gateway.tokens import SigningKey, TokenAuthority
     ours = TokenAuthority(SigningKey.from_private_key(token_key[1]), SERVICE, ISSUER, 300, 3600)
     stale = ours.issue_refresh("alice", password_hash("an old password").encode())
     assert (await refresh_grant(shared_gateway, stale))[0] == 401

@@ -10,10 +10,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
+from support.credentials import basic, bearer
 from support.gateway import RunningGateway
-
-from security.conftest import ALL_PASSWORDS
-from security.helpers import RawResponse, basic, bearer, digest_of, fetch_token, raw_request
+from support.security import ALL_PASSWORDS, RawResponse, digest_of, fetch_token, raw_request
 
 ALICE = basic("alice", ALL_PASSWORDS["alice"])
 FRANK = basic("frank", ALL_PASSWORDS["frank"])

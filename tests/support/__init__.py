@@ -1,4 +1,4 @@
-"""Real programs for the tests: registry, redis-server, dockerd, skopeo, ctr.
+"""Real programs for the tests: registry, redis-server, dockerd, skopeo, ctr, slapd.
 
 Fixtures that use these live in ``tests/conftest.py``; see there for how to use them.
 """
@@ -17,6 +17,7 @@ from .procs import (
 from .redis_server import RedisServer, start_redis
 from .registry import Upstream, seed_repositories, start_registry
 from .skopeo import Skopeo
+from .slapd import Slapd, start_slapd
 
 __all__ = [
     "CommandError",
@@ -27,6 +28,7 @@ __all__ = [
     "ManagedProcess",
     "RedisServer",
     "Skopeo",
+    "Slapd",
     "StartupError",
     "Upstream",
     "free_port",
@@ -36,5 +38,6 @@ __all__ = [
     "start_dockerd",
     "start_redis",
     "start_registry",
+    "start_slapd",
     "wait_until",
 ]

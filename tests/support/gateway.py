@@ -40,12 +40,6 @@ def password_hash(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=TEST_COST)).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def base_config(upstream_url: str, port: int, scheme: str = "http") -> dict[str, Any]:
     """The accounts and rules the integration tests share."""
     return {
@@ -195,10 +189,6 @@ def running_gateway(
         yield gateway
     finally:
         gateway.stop()
-
-
-def new_port() -> int:
-    return _free_port()
 
 
 def push_as(docker: Docker, gateway: RunningGateway, user: str, image: str, ref: str) -> str:

@@ -1,4 +1,5 @@
-"""A real, unauthenticated Docker registry (distribution 2.8.2, ``docker-registry serve``)."""
+"""A real Docker registry (distribution 2.8.2, ``docker-registry serve``): unauthenticated plain
+HTTP by default; TLS, mTLS, htpasswd or token auth with ``security=`` (see registry_auth.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .procs import ManagedProcess, find_program, remove_tree, start_on_free_port
+from .registry_auth import RegistrySecurity
 
 REPOSITORIES_SUBDIR = Path("docker/registry/v2/repositories")
 _OWNER_FILE = ".rg-test-owner"
@@ -32,8 +34,10 @@ class Upstream:
         storage: Path,
         owns_storage: bool = False,
         access_log: bool = True,
+        security: RegistrySecurity | None = None,
     ) -> None:
         self.workdir = workdir
+        self.security = security or RegistrySecurity()
         self.port = port
         self.root = storage
         self.owns_storage = owns_storage
@@ -41,7 +45,8 @@ class Upstream:
         self.log_path = workdir / "registry.log"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(registry_config(self.root, port, access_log=access_log))
+        self.config_path.write_text(registry_config(self.root, port, access_log=access_log,
+                                                    security=self.security))
         self.process = ManagedProcess(
             "docker-registry",
             [find_program("docker-registry"), "serve", str(self.config_path)],
@@ -54,7 +59,7 @@ class Upstream:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.security.scheme}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -82,13 +87,24 @@ class Upstream:
     def seed(self, names: Iterable[str]) -> int:
         return seed_repositories(self.root, names)
 
-    def _ready(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None,
+                timeout: float = 10.0) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """One request straight at the registry, with the TLS client certificate and htpasswd
+        credentials of ``security`` (absent headers: none); (status, headers, body)."""
+        conn = self.security.connection(self.port, timeout)
         try:
-            conn.request("GET", "/v2/")
-            return conn.getresponse().status == 200
+            conn.request(method, path, body=body,
+                         headers={**self.security.headers(), **(headers or {})})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
         finally:
             conn.close()
+
+    def _ready(self) -> bool:
+        status = self.request("GET", "/v2/", timeout=1.0)[0]
+        # With token auth nothing the probe sends is valid: a challenge means it serves.
+        return status == 200 or (status == 401 and self.security.token is not None)
 
 
 def start_registry(
@@ -97,6 +113,7 @@ def start_registry(
     storage: Path | None = None,
     access_log: bool = True,
     timeout: float = 15.0,
+    security: RegistrySecurity | None = None,
 ) -> Upstream:
     """Start a registry on a free loopback port; config and log go in ``workdir``.
 
@@ -108,7 +125,8 @@ def start_registry(
     root = storage if storage is not None else scratch_dir("rg-registry-")
 
     def start(port: int) -> Upstream:
-        upstream = Upstream(workdir, port, storage=root, owns_storage=owns_storage, access_log=access_log)
+        upstream = Upstream(workdir, port, storage=root, owns_storage=owns_storage,
+                            access_log=access_log, security=security)
         upstream.start(timeout=timeout)
         return upstream
 
@@ -153,8 +171,11 @@ def _owner_alive(path: Path) -> bool:
     return True
 
 
-def registry_config(root: Path, port: int, *, access_log: bool = True) -> str:
-    """A distribution 0.1 config: filesystem storage, deletes on, redirects off, no health check."""
+def registry_config(root: Path, port: int, *, access_log: bool = True,
+                    security: RegistrySecurity | None = None) -> str:
+    """A distribution 0.1 config: filesystem storage, deletes on, redirects off, no health check;
+    plus the TLS and auth sections of ``security``."""
+    security = security or RegistrySecurity()
     return f"""\
 version: 0.1
 log:
@@ -174,10 +195,10 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: {secrets.token_hex(16)}
-health:
+{security.http_yaml()}health:
   storagedriver:
     enabled: false
-"""
+{security.auth_yaml()}"""
 
 
 def seed_repositories(root: Path, names: Iterable[str]) -> int:

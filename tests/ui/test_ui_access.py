@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import World, login, shot
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from support.ui import World, login, shot
 
 
 def fetch(context: BrowserContext, url: str) -> tuple[int, str]:

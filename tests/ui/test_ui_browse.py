@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import World, login, repo_names, shot
 from playwright.sync_api import Page, expect
+from support.ui import World, login, repo_names, shot
 
 PUBLIC = ["library/alpine", "library/tools/base"]
 TEAM = ["myteam/app", "myteam/tools"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import login, repo_names, shot
 from playwright.sync_api import Page, expect
-from support import Upstream
-from support.gateway import base_config, new_port, running_gateway
+from support import Upstream, free_port
+from support.gateway import base_config, running_gateway
+from support.ui import login, repo_names, shot
 
 COUNT = 10_000
 PAGE_SIZE = 50
@@ -19,7 +19,7 @@ def test_ten_thousand_repositories_are_paged(registry_upstream: Upstream, tmp_pa
                                               page: Page) -> None:
     registry_upstream.seed(f"bulk/r{i:05d}" for i in range(COUNT))
     registry_upstream.seed(["library/zz-last"])
-    port = new_port()
+    port = free_port()
     config = base_config(registry_upstream.url, port)
     config["repositories"].append({"match": "bulk/**", "pull": ["team:myteam"],
                                    "comment": "many repositories"})

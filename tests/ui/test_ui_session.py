@@ -8,11 +8,11 @@ import secrets
 import time
 from pathlib import Path
 
-from conftest import World, csrf_token, login, repo_names, shot, ui_config
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from support import Upstream
-from support.gateway import new_port, running_gateway
+from support import Upstream, free_port
+from support.gateway import running_gateway
 from support.tls import make_certificates
+from support.ui import World, csrf_token, login, repo_names, shot, ui_config
 
 
 def session_cookies(context: BrowserContext) -> list[dict[str, object]]:
@@ -136,7 +136,7 @@ def test_disabled_account_loses_its_session_on_reload(
     registry_upstream: Upstream, tmp_path: Path, context: BrowserContext, page: Page
 ) -> None:
     registry_upstream.seed(["myteam/app"])
-    port = new_port()
+    port = free_port()
     with running_gateway(ui_config(registry_upstream.url, port), tmp_path / "gw", port) as gateway:
         login(page, gateway.url, "alice")
         assert repo_names(page) == ["myteam/app"]
@@ -163,7 +163,7 @@ def test_tls_session_cookie_is_secure_and_survives_a_restart(
     secret = tmp_path / "session.key"
     secret.write_text(secrets.token_urlsafe(48))
     registry_upstream.seed(["myteam/app"])
-    port = new_port()
+    port = free_port()
     config = ui_config(registry_upstream.url, port)
     config["server"].update(public_url=f"https://localhost:{port}",
                             tls={"cert": str(certs.server_cert), "key": str(certs.server_key)})

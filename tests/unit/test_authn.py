@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import bcrypt
 
-from gateway.accounts import Account
-from gateway.authn import AuthFailure, CredentialCache, PasswordChecker, dummy_hash
+from gateway.identity.failures import AuthFailure
+from gateway.identity.passwords import CredentialCache, PasswordChecker
+from gateway.policy.accounts import Account
+from gateway.runtime.snapshot import dummy_hash
 
 HASH = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4))
 LONG = "x" * 72

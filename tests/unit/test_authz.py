@@ -1,4 +1,8 @@
-"""Table-driven access decisions, in the manner of docker_auth's acl_test.go."""
+"""Table-driven access decisions, in the manner of docker_auth's acl_test.go.
+
+Subjects are named as the table's strings: a local account's Subject when the policy has one,
+else a user Subject the config does not know (an unknown account), None for anonymous.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.accounts import Account
-from gateway.authz import Policy, Reason, decide
-from gateway.config import RuleSpec
+from gateway.config.schema import RuleSpec, TeamSpec
+from gateway.policy.accounts import Account
+from gateway.policy.decide import Policy, Reason, decide
+from gateway.policy.subject import Subject
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -45,7 +50,16 @@ RULES = [
     RuleSpec(match="*/sandbox", pull=("user:bob",), push=("user:bob",)),
     RuleSpec(match="myteam/secret", pull=("user:bob",), comment="shadowed by rule 0"),
 ]
-POLICY = Policy.build(ACCOUNTS, RULES)
+# Teams are read from the config's `teams` section, so the table's memberships go there.
+TEAMS = {team: TeamSpec(members=tuple(sorted(a.name for a in ACCOUNTS.values() if team in a.teams)))
+         for team in sorted({t for a in ACCOUNTS.values() for t in a.teams})}
+POLICY = Policy.build(ACCOUNTS, RULES, TEAMS)
+
+
+def subject(name: str | None) -> Subject | None:
+    if name is None:
+        return None
+    return POLICY.subject_for(name) or Subject(name)
 
 CASES = [
     # (subject, repository, action, allowed, reason, rule index)
@@ -89,20 +103,20 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("subject", "repository", "action", "allowed", "reason", "rule"), CASES)
+@pytest.mark.parametrize(("name", "repository", "action", "allowed", "reason", "rule"), CASES)
 def test_decide(
-    subject: str | None, repository: str, action: str, allowed: bool, reason: Reason, rule: int | None
+    name: str | None, repository: str, action: str, allowed: bool, reason: Reason, rule: int | None
 ) -> None:
-    decision = decide(POLICY, subject, repository, action, NOW)  # type: ignore[arg-type]
+    decision = decide(POLICY, subject(name), repository, action, NOW)  # type: ignore[arg-type]
     assert (decision.allowed, decision.reason) == (allowed, reason)
     assert (decision.rule.index if decision.rule else None) == rule
 
 
 def test_explain_names_the_rule() -> None:
-    decision = decide(POLICY, "alice", "myteam/app", "push", NOW)
+    decision = decide(POLICY, subject("alice"), "myteam/app", "push", NOW)
     assert decision.explain() == 'allow: rule 0 match "myteam/*" (team)'
-    assert decide(POLICY, "alice", "zzz/x", "pull", NOW).explain() == "deny: no rule matched"
-    assert decide(POLICY, "dave", "myteam/x", "pull", NOW).explain() == "deny: disabled"
+    assert decide(POLICY, subject("alice"), "zzz/x", "pull", NOW).explain() == "deny: no rule matched"
+    assert decide(POLICY, subject("dave"), "myteam/x", "pull", NOW).explain() == "deny: disabled"
 
 
 def test_index_agrees_with_a_plain_scan() -> None:

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from gateway.credentials import (
+from gateway.identity.credentials import (
     BasicCredentials,
     BearerCredentials,
     MalformedCredentials,
@@ -15,13 +15,14 @@ from gateway.credentials import (
 )
 
 
-def basic(text: str) -> str:
+def encoded_basic(text: str) -> str:
+    """Any text as a Basic value, colon or not (support.credentials.basic always has one)."""
     return "Basic " + base64.b64encode(text.encode()).decode()
 
 
 def test_basic() -> None:
-    assert parse_authorization(basic("alice:pa:ss")) == BasicCredentials("alice", "pa:ss")
-    assert parse_authorization("basic " + basic("a:b")[6:]) == BasicCredentials("a", "b")
+    assert parse_authorization(encoded_basic("alice:pa:ss")) == BasicCredentials("alice", "pa:ss")
+    assert parse_authorization("basic " + encoded_basic("a:b")[6:]) == BasicCredentials("a", "b")
 
 
 def test_bearer_and_none() -> None:
@@ -35,8 +36,8 @@ def test_bearer_and_none() -> None:
         "Basic",
         "Basic !!!",
         "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
-        basic("no-colon"),
-        basic(":password"),
+        encoded_basic("no-colon"),
+        encoded_basic(":password"),
         "Bearer",
         "Bearer a b",
         "Bearer tøken",

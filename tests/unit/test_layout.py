@@ -34,7 +34,7 @@ def _imported(node: ast.AST, current: str) -> Iterator[str]:
     elif isinstance(node, ast.ImportFrom) and node.module:
         base = node.module
         if node.level:
-            base = ".".join(current.split(".")[: -node.level] + [node.module])
+            base = ".".join([*current.split(".")[: -node.level], node.module])
         yield base
         for alias in node.names:  # `from gateway.x import module`
             if f"{base}.{alias.name}" in MODULES:
@@ -147,7 +147,7 @@ def test_readme_layout_names_every_module() -> None:
             else:
                 named.add(f"{directory}/{entry}")
     missing = []
-    for name, path in MODULES.items():
+    for path in MODULES.values():
         relative = path.relative_to(ROOT).as_posix()
         if path.name == "__init__.py" or relative in named:
             continue

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.names import PathError, RoutedPath, parse_v2_path
-from gateway.routes import query_problem, required_actions, without_params
+from gateway.policy.names import PathError, RoutedPath, parse_v2_path
+from gateway.policy.routes import query_problem, required_actions, without_params
 
 DIGEST = "sha256:" + "a" * 64
 

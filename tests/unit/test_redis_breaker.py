@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.redis_breaker import BreakerState, CircuitBreaker
+from gateway.state.redis import BreakerState, CircuitBreaker
 
 
 class Clock:

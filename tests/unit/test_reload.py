@@ -10,21 +10,16 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from support.access import access_service, request_scope
+from support.credentials import write_key
 from support.gateway import PASSWORDS, base_config, password_hash
 
-from gateway import authn
-from gateway.access import AccessControl
-from gateway.accounts import Account
-from gateway.authn import CredentialCache, PasswordChecker
-from gateway.cache import MemoryDecisionCache
-from gateway.config import load_config
-from gateway.metrics import Metrics
-from gateway.reload import ConfigHolder, watch_file
-from gateway.snapshot import Snapshot, build_snapshot
-from gateway.stores import MemoryLockoutStore
-from gateway.tokens import SigningKey, TokenAuthority
+from gateway.config.load import load_config
+from gateway.identity import passwords
+from gateway.identity.passwords import CredentialCache, PasswordChecker
+from gateway.policy.subject import Subject
+from gateway.runtime.reload import ConfigHolder, watch_file
+from gateway.runtime.snapshot import Snapshot, build_snapshot
 
 
 def write(path: Path, config: dict[str, Any]) -> None:
@@ -71,10 +66,7 @@ async def test_a_broken_file_is_refused_and_the_old_config_stays(
 async def test_restart_only_values_are_kept_and_logged(
         holder: ConfigHolder, config: dict[str, Any], caplog: pytest.LogCaptureFixture,
         tmp_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
-    (tmp_path / "token.pem").write_bytes(key)
+    write_key(tmp_path / "token.pem")
     config["upstream"]["url"] = "http://127.0.0.1:6000"
     config["server"]["listen"] = "127.0.0.1:6060"
     config["cache"] = {"ttl": 5, "redis_url": "redis://127.0.0.1:6379/0", "redis_timeout": 1}
@@ -149,27 +141,24 @@ async def test_the_watch_reloads_only_when_config_watch_is_on(
 async def test_a_reload_invalidates_cached_credentials(
         holder: ConfigHolder, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     checks: list[bytes] = []
-    real_checkpw = authn._checkpw
+    real_checkpw = passwords._checkpw
 
     def counting_checkpw(password: bytes, password_hash: bytes) -> bool:
         checks.append(password)
         return real_checkpw(password, password_hash)
 
-    monkeypatch.setattr(authn, "_checkpw", counting_checkpw)
-    key = SigningKey.generate()
-    access = AccessControl(
-        TokenAuthority(key, "svc", "iss", 300, 3600), PasswordChecker(CredentialCache(60)),
-        MemoryDecisionCache(60, 1000), MemoryLockoutStore(holder.current.settings.auth.lockout),
-        Metrics(), b"x" * 32)
+    monkeypatch.setattr(passwords, "_checkpw", counting_checkpw)
+    access = access_service(passwords=PasswordChecker(CredentialCache(60)))
 
-    async def login() -> Account | object:
-        return await access.login(holder.current, "alice", PASSWORDS["alice"], "127.0.0.1")
+    async def login() -> object:
+        # Each request carries the snapshot current when it started.
+        return await access.login(request_scope(holder.current), "alice", PASSWORDS["alice"])
 
-    assert isinstance(await login(), Account)
-    assert isinstance(await login(), Account)
+    assert await login() == Subject("alice", "user")
+    assert await login() == Subject("alice", "user")
     assert len(checks) == 1  # the second came from the credential cache
     config["teams"]["myteam"]["members"] = ["alice"]
     write(holder.path, config)
     assert (await holder.reload()).ok
-    assert isinstance(await login(), Account)
+    assert await login() == Subject("alice", "user")
     assert len(checks) == 2  # a reload dropped the cached success

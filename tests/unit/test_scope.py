@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.scope import RepositoryScope, parse_scopes
+from gateway.policy.scope import RepositoryScope, parse_scopes
 
 
 def test_single_and_repeated_scopes() -> None:

@@ -14,10 +14,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.scope import RepositoryScope
-from gateway.tokens import SigningKey, TokenAuthority, TokenError, libtrust_kid
+from gateway.keys import SigningKey, libtrust_kid
+from gateway.policy.scope import RepositoryScope
+from gateway.policy.subject import Subject
+from gateway.tokens import TokenAuthority, TokenError
 
 KEY = SigningKey.generate()
+ALICE = Subject("alice")
 
 
 def authority(key: SigningKey = KEY, service: str = "gw.test", issuer: str = "iss") -> TokenAuthority:
@@ -51,7 +54,7 @@ def valid_claims(**changes: Any) -> dict[str, Any]:
 
 def test_issue_has_the_distribution_shape() -> None:
     issued = authority().issue_access(
-        "alice", [RepositoryScope("team/app", frozenset({"push", "pull"}))], catalog=True
+        ALICE, [RepositoryScope("team/app", frozenset({"push", "pull"}))], catalog=True
     )
     header = jwt.get_unverified_header(issued.token)
     assert header == {"typ": "JWT", "alg": "ES256", "kid": KEY.kid}
@@ -75,7 +78,7 @@ def test_kid_is_the_libtrust_fingerprint() -> None:
 
 def test_round_trip() -> None:
     auth = authority()
-    token = auth.issue_access("alice", [RepositoryScope("a/b", frozenset({"pull"}))], False).token
+    token = auth.issue_access(ALICE, [RepositoryScope("a/b", frozenset({"pull"}))], False).token
     verified = auth.verify_access(token)
     assert verified.subject == "alice"
     assert verified.access == {"a/b": frozenset({"pull"})}
@@ -83,7 +86,7 @@ def test_round_trip() -> None:
 
 def test_anonymous_token_has_empty_subject_and_access() -> None:
     auth = authority()
-    verified = auth.verify_access(auth.issue_access("", [], False).token)
+    verified = auth.verify_access(auth.issue_access(None, [], False).token)
     assert verified.subject == "" and verified.access == {}
 
 
@@ -164,7 +167,7 @@ def test_forged_tokens_are_refused(name: str) -> None:
 
 
 def test_token_for_another_service_is_refused() -> None:
-    token = authority(service="other").issue_access("alice", [], False).token
+    token = authority(service="other").issue_access(ALICE, [], False).token
     with pytest.raises(TokenError):
         authority().verify_access(token)
 
@@ -186,7 +189,7 @@ def test_refresh_token_is_bound_to_subject_service_and_password() -> None:
     with pytest.raises(TokenError):
         authority(service="other").verify_refresh(refresh)
     with pytest.raises(TokenError):
-        auth.verify_refresh(auth.issue_access("alice", [], False).token)
+        auth.verify_refresh(auth.issue_access(ALICE, [], False).token)
 
 
 def test_key_file_round_trip(tmp_path: Any) -> None:
@@ -198,7 +201,7 @@ def test_key_file_round_trip(tmp_path: Any) -> None:
     )
     loaded = SigningKey.load(path)
     assert loaded.kid == KEY.kid
-    token = authority(loaded).issue_access("alice", [], False).token
+    token = authority(loaded).issue_access(ALICE, [], False).token
     assert authority().verify_access(token).subject == "alice"
 
 

@@ -8,13 +8,10 @@ from contextlib import asynccontextmanager
 import pytest
 from support import RedisServer
 
-from gateway.config import CacheSettings
+from gateway.config.schema import CacheSettings
 from gateway.metrics import Metrics
-from gateway.redis_breaker import CircuitBreaker
-from gateway.redis_client import connect
-from gateway.redis_link import RedisLink
-from gateway.redis_stores import SharedUploadBindings
-from gateway.stores import MemoryUploadBindings, UploadBindings
+from gateway.state.redis import CircuitBreaker, RedisLink, connect
+from gateway.state.uploads import MemoryUploadBindings, SharedUploadBindings, UploadBindings
 
 UPLOAD = "5f0c6a6e-8a59-4a5b-9d5e-0a1b2c3d4e5f"
 OWNER = "alice\x1fteam/app"

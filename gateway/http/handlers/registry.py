@@ -8,7 +8,8 @@ import time
 from aiohttp import web
 
 from gateway.access.decisions import Verdict
-from gateway.access.request import REQUEST_SCOPE, Caller, Refusal, RequestScope
+from gateway.access.request import REQUEST_SCOPE, Caller, Refusal, RequestScope, identity_fields
+from gateway.access.uploads import MountSource, patch_problem
 from gateway.http.errors import (
     denied,
     plain_not_found,
@@ -21,7 +22,7 @@ from gateway.http.handlers.refusals import refusal_response
 from gateway.http.services import SERVICES, Services
 from gateway.http.visible import visible_page
 from gateway.identity.credentials import parse_authorization
-from gateway.policy.names import PathError, RoutedPath, parse_v2_path
+from gateway.policy.names import PathError, RoutedPath, impossible_manifest, parse_v2_path
 from gateway.policy.routes import query_problem, query_values, required_actions
 from gateway.policy.scope import RepositoryScope
 from gateway.upstream.catalog import page_size
@@ -39,7 +40,11 @@ async def handle_v2(request: web.Request) -> web.StreamResponse:
     if routed is None:
         return plain_not_found()
     if isinstance(routed, PathError):
-        return registry_error(routed.status, routed.code, routed.message)
+        impossible = impossible_manifest(path) if request.method in ("GET", "HEAD") else None
+        if impossible is None:
+            return registry_error(routed.status, routed.code, routed.message)
+        rs.route = impossible.route  # decided first, so private and missing stay alike
+        return await _repository(request, services, rs, impossible, query, impossible=True)
     rs.route = routed.route
     if routed.route == "base":
         return await _base(request, services, rs)
@@ -94,7 +99,8 @@ async def _catalog(request: web.Request, services: Services, rs: RequestScope,
 
 
 async def _repository(request: web.Request, services: Services, rs: RequestScope,
-                      routed: RoutedPath, query: str) -> web.StreamResponse:
+                      routed: RoutedPath, query: str,
+                      impossible: bool = False) -> web.StreamResponse:
     assert routed.name is not None
     actions = required_actions(routed, request.method)
     if actions is None:
@@ -113,12 +119,24 @@ async def _repository(request: web.Request, services: Services, rs: RequestScope
         if not caller.presented_credentials:
             return unauthorized(services.realm, services.service, scope, None)
         return denied(services.realm, services.service, scope)
+    if impossible:
+        _audit(request, services, rs, routed, verdict, 404, 0)
+        return registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
     if routed.route == "uploads" and routed.reference:
         if not await services.uploads.may_continue(caller, routed):
             _audit(request, services, rs, routed, verdict, 404, 0)
             return registry_error(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
+        patch = patch_problem(request.method, request.headers.get("Content-Type", ""))
+        if patch:
+            _audit(request, services, rs, routed, verdict, 400, 0)
+            return registry_error(400, "UNSUPPORTED", patch)
     elif routed.route == "uploads":
-        query = await services.uploads.checked_mount(rs.snapshot, caller, query)
+        mount = await services.uploads.checked_mount(rs.snapshot, caller, query)
+        if isinstance(mount, MountSource):
+            _audit(request, services, rs, routed, mount.verdict, 401, 0)
+            source = RepositoryScope(mount.name, frozenset({"pull"})).format()
+            return denied(services.realm, services.service, f"{scope} {source}")
+        query = mount
     return await _forward(request, services, rs, routed, verdict, query)
 
 
@@ -127,7 +145,8 @@ async def _forward(request: web.Request, services: Services, rs: RequestScope,
     assert routed.name is not None and rs.caller is not None
     path_qs = request.raw_path.partition("?")[0] + (f"?{query}" if query else "")
     try:
-        forwarded = await services.forwarder.forward(request, path_qs)
+        forwarded = await services.content.forward(
+            request, rs.snapshot.settings.cache.manifests, routed, path_qs)
     except UpstreamError as failure:
         _audit(request, services, rs, routed, verdict, failure.status, 0)
         return upstream_unavailable(failure)
@@ -141,7 +160,8 @@ async def _forward(request: web.Request, services: Services, rs: RequestScope,
     completed = COMPLETED.get((routed.route, request.method, forwarded.status))
     if completed and forwarded.complete:
         services.audit.write(completed, request_id=rs.request_id, client=rs.client,
-                             user=rs.user, repository=routed.name,
+                             user=rs.user, **identity_fields(rs.caller.subject),
+                             repository=routed.name,
                              reference=routed.reference, status=forwarded.status, bytes=size)
     return forwarded.response
 
@@ -149,15 +169,18 @@ async def _forward(request: web.Request, services: Services, rs: RequestScope,
 def _audit(request: web.Request, services: Services, rs: RequestScope, routed: RoutedPath,
            verdict: Verdict, status: int, size: int) -> None:
     rule = verdict.rule
+    # The route's action (push for a push that failed on pull), so a filter on it finds it.
+    action = (required_actions(routed, request.method) or (verdict.action,))[-1]
     services.audit.write(
         "access",
         request_id=rs.request_id,
         client=rs.client,
         user=rs.user,
+        **identity_fields(rs.caller.subject if rs.caller else None),
         method=request.method,
         route=routed.route,
         repository=routed.name,
-        action=verdict.action,
+        action=action,
         result="allow" if verdict.allowed else "deny",
         reason=verdict.describe(),
         rule_index=rule.index if rule else None,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.access.request import REQUEST_SCOPE, Refusal, RequestScope
+from gateway.access.request import REQUEST_SCOPE, Refusal, RequestScope, identity_fields
 from gateway.http.errors import registry_error, unsupported
+from gateway.http.forms import read_form
 from gateway.http.handlers.refusals import refusal_response
 from gateway.http.services import SERVICES, Services
 from gateway.identity.credentials import BasicCredentials, NoCredentials, parse_authorization
+from gateway.identity.directory import access_ttl
 from gateway.identity.failures import AuthFailure
 from gateway.policy.scope import RepositoryScope, parse_scopes
 from gateway.policy.subject import Subject
@@ -46,8 +48,10 @@ async def _post(request: web.Request, services: Services, rs: RequestScope) -> w
         return registry_error(400, "UNSUPPORTED", f"expected an {FORM_TYPE} body")
     if (request.content_length or 0) > MAX_FORM_BYTES:
         return registry_error(400, "UNSUPPORTED", "form too large")
-    form = await request.post()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    form = await read_form(request)
+    if form is None:
+        return registry_error(400, "UNSUPPORTED", "the form body cannot be read")
+    fields = dict(form.items())
     service = fields.get("service")
     if service is not None and service != services.service:
         return registry_error(400, "UNSUPPORTED", "token requested for another service")
@@ -66,7 +70,7 @@ async def _post(request: web.Request, services: Services, rs: RequestScope) -> w
         return await _grant(services, rs, result, scopes, offline, None, oauth=True)
     if grant == "refresh_token":
         refresh = fields.get("refresh_token", "")
-        subject = services.access.refresh(rs, refresh)
+        subject = await services.access.refresh(rs, refresh)
         if isinstance(subject, Refusal):
             return refusal_response(services, subject, "token")
         return await _grant(services, rs, subject, scopes, False, refresh, oauth=True)
@@ -84,7 +88,8 @@ async def _granted(services: Services, rs: RequestScope, subject: Subject | None
             granted.append(RepositoryScope(scope.name, verdicts.granted))
         services.audit.write(
             "token", request_id=rs.request_id, client=rs.client,
-            user=subject.name if subject else "anonymous", repository=scope.name,
+            user=subject.name if subject else "anonymous", **identity_fields(subject),
+            repository=scope.name,
             requested=sorted(scope.actions), granted=sorted(verdicts.granted),
             decisions={v.action: {"result": "allow" if v.allowed else "deny",
                                   "reason": v.describe(),
@@ -98,7 +103,8 @@ async def _grant(services: Services, rs: RequestScope, subject: Subject | None,
                  oauth: bool = False) -> web.Response:
     """A token for requested ∩ allowed; anonymous callers get an empty grant, not a 401."""
     granted, catalog = await _granted(services, rs, subject, scope_values)
-    issued = services.tokens.issue_access(subject, granted, catalog)
+    issued = services.tokens.issue_access(subject, granted, catalog,
+                                          ttl=access_ttl(rs.snapshot.settings, subject))
     services.metrics.tokens_issued.labels("access").inc()
     body: dict[str, object] = {
         "token": issued.token,
@@ -111,9 +117,16 @@ async def _grant(services: Services, rs: RequestScope, subject: Subject | None,
         if catalog:
             parts.append("registry:catalog:*")
         body["scope"] = " ".join(parts)
-    account = rs.snapshot.policy.accounts.get(subject.name) if subject is not None else None
+    local = subject is not None and subject.local
+    account = rs.snapshot.policy.accounts.get(subject.name) if subject and local else None
+    # Non-local: one that ends with its credential (a CLI password), never for a workload.
+    identity_refresh = (services.tokens.issue_identity_refresh(subject)
+                        if subject is not None and not local and offline else None)
     if account is not None and offline:
         body["refresh_token"] = services.tokens.issue_refresh(account.name, account.password_hash)
+        services.metrics.tokens_issued.labels("refresh").inc()
+    elif identity_refresh is not None:
+        body["refresh_token"] = identity_refresh
         services.metrics.tokens_issued.labels("refresh").inc()
     elif refresh_token is not None:
         body["refresh_token"] = refresh_token

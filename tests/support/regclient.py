@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+
+from support.credentials import basic, bearer
 
 SERVICE = "gateway.test"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
@@ -24,14 +25,6 @@ class Answer:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def digest_of(data: bytes) -> str:

@@ -1,22 +1,51 @@
-"""Raw HTTP on asyncio streams (so nothing normalises our paths), tokens and image seeding."""
+"""The security tests' world: adversarial accounts on top of support/gateway.py's, and raw HTTP
+on asyncio streams (so nothing normalises our paths), tokens and image seeding.
+
+Accounts on top of support/gateway.py's (alice in myteam, bob with no grants, ...):
+- sam: the only member of secretteam, which may pull, push and delete `secret/**`;
+- eve: named in `secret/**`'s delete list but nowhere else: a delete-only principal, which
+  under the contract's rules (delete needs pull) has no access at all;
+- pat: may push (hence pull) `drop/*` and nothing else: a pusher without access to `secret/**`;
+- frank: a second member of myteam, so two identities may push the same repository.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+
+from support.gateway import PASSWORDS, base_config, password_hash
 
 SERVICE = "gateway.test"
 MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 # Headers that legitimately differ between two otherwise identical answers.
 VOLATILE = frozenset({"date", "x-request-id"})
+EXTRA_PASSWORDS = {"sam": "sam-secret", "eve": "eve-secret", "pat": "pat-secret",
+                   "frank": "frank-secret"}
+ALL_PASSWORDS = {**PASSWORDS, **EXTRA_PASSWORDS}
+
+
+def security_config(upstream_url: str, port: int, key_file: Path) -> dict[str, Any]:
+    config = base_config(upstream_url, port)
+    config["token"]["key_file"] = str(key_file)
+    for name in EXTRA_PASSWORDS:
+        config["users"][name] = {"password_hash": password_hash(EXTRA_PASSWORDS[name])}
+    config["teams"]["myteam"]["members"].append("frank")
+    config["teams"]["secretteam"] = {"members": ["sam"]}
+    config["repositories"] += [
+        {"match": "secret/**", "pull": ["team:secretteam"], "push": ["user:sam"],
+         "delete": ["user:sam", "user:eve"], "comment": "private; eve may only delete"},
+        {"match": "drop/*", "push": ["user:pat"], "comment": "pat's own"},
+    ]
+    return config
 
 
 @dataclass(frozen=True)
@@ -80,14 +109,6 @@ async def raw_request(port: int, method: str, target: str | bytes,
     response = await send_raw(port, b"\r\n".join(head) + b"\r\n\r\n" + body)
     assert response is not None, f"no response to {method} {target!r}"
     return response
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def fetch_token(port: int, credentials: Mapping[str, str], *scopes: str,

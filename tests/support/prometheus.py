@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from support.procs import ManagedProcess, find_program, start_on_free_port
 
 ALERTS = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "alerts.yml"

@@ -10,9 +10,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from prometheus_client.parser import text_string_to_metric_families
-from support.gateway import PASSWORDS, RunningGateway
 
-from ops.regclient import MANIFEST_TYPE, SERVICE, RegistryClient, basic, bearer
+from support.credentials import basic, bearer
+from support.gateway import PASSWORDS, RunningGateway
+from support.regclient import MANIFEST_TYPE, SERVICE, RegistryClient
 
 REPOSITORY = "myteam/ops-scenario"
 PUBLIC_MISSING = "library/ops-missing"

@@ -1,44 +1,28 @@
-"""Helpers for the Redis, reload, lockout and replica tests: configs, metrics, small HTTP calls."""
+"""Calls the HTTP-level integration tests share: a gateway on a free port (with Redis, a key
+file or other sections where asked), tokens, blob pushes through the gateway, statuses, metrics."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
+import hashlib
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
+
 from support import free_port
-from support.gateway import PASSWORDS, RunningGateway, base_config, running_gateway
+from support.credentials import basic
+from support.gateway import RunningGateway, base_config, running_gateway
 
 SERVICE = "gateway.test"
 # Tests that look into Redis give it time on a busy machine; the outage tests set the default
 # (tens of ms) back where the timeout is what they test.
 TEST_REDIS_TIMEOUT = 0.5
-
-
-def basic(user: str, password: str | None = None) -> dict[str, str]:
-    secret = f"{user}:{PASSWORDS[user] if password is None else password}"
-    return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def write_key(path: Path) -> Path:
-    """An EC P-256 key for `token.key_file`, so tokens and cache signatures agree across replicas."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    return path
 
 
 def gateway_config(upstream_url: str, port: int, *, redis_url: str | None = None,
@@ -89,13 +73,39 @@ async def cache_counts(session: aiohttp.ClientSession, gateway: RunningGateway) 
     return counts
 
 
+async def token_answer(session: aiohttp.ClientSession, gateway: RunningGateway,
+                       user: str | None, *scopes: str, offline: bool = False) -> dict[str, Any]:
+    """The token endpoint's JSON for `user` (None: anonymous); `offline` asks for a refresh token."""
+    params = [("service", SERVICE), *(("scope", s) for s in scopes)]
+    if offline:
+        params += [("offline_token", "true"), ("client_id", "test")]
+    headers = basic(user) if user else {}
+    async with session.get(f"{gateway.url}/token", params=params, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        body: dict[str, Any] = await response.json()
+        return body
+
+
 async def get_token(session: aiohttp.ClientSession, gateway: RunningGateway, user: str,
                     *scopes: str) -> str:
-    params = [("service", SERVICE), *(("scope", s) for s in scopes)]
-    async with session.get(f"{gateway.url}/token", params=params, headers=basic(user)) as r:
-        assert r.status == 200, await r.text()
-        token: str = (await r.json())["token"]
-        return token
+    token: str = (await token_answer(session, gateway, user, *scopes))["token"]
+    return token
+
+
+async def push_blob(session: aiohttp.ClientSession, gateway: RunningGateway, repository: str,
+                    data: bytes, headers: dict[str, str]) -> str:
+    """POST then PUT through the gateway, as docker does; the blob's digest."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    async with session.post(f"{gateway.url}/v2/{repository}/blobs/uploads/",
+                            headers=headers) as response:
+        assert response.status == 202, await response.text()
+        location = response.headers["Location"]
+    assert location.startswith(gateway.url), location
+    # A file-like body: aiohttp warns (an error in tests) on raw bytes over 1 MiB.
+    async with session.put(f"{location}&digest={digest}", data=io.BytesIO(data),
+                           headers={**headers, "Content-Type": "application/octet-stream"}) as r:
+        assert r.status == 201, await r.text()
+    return digest
 
 
 async def status(session: aiohttp.ClientSession, gateway: RunningGateway, path: str,
