@@ -10,6 +10,7 @@ bytes (non-Latin-1, 0xFF), a GET may carry a body, a client may leave before the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -140,9 +141,12 @@ class Leaver:
         await self._writer.drain()
 
     async def leave(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            await self._writer.wait_closed()
+        """Idempotent, so a test's `finally` can make sure no connection outlives it."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 def is_registry_error(answer: Answer) -> bool:

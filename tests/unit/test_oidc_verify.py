@@ -43,11 +43,25 @@ class LocalKeys:
         return tuple(k for k in self.keys if k.kid == kid)
 
 
+class FromNow(int):
+    """A time claim given as seconds from when the token is made (parameters are made at
+    collection, which may be many minutes before the test runs)."""
+
+
+class FromNowText(int):
+    """The same, as a string claim (malformed on purpose)."""
+
+
 def claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
     base: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": "repo:acme/app:ref:refs/heads/main",
                             "iat": now, "nbf": now, "exp": now + 300, "repository": "acme/app"}
-    base.update(changes)
+    for name, value in changes.items():
+        if isinstance(value, FromNowText):
+            value = str(now + int(value))
+        elif isinstance(value, FromNow):
+            value = now + int(value)
+        base[name] = value
     return {k: v for k, v in base.items() if v is not None}
 
 
@@ -86,9 +100,9 @@ async def test_audience_may_be_a_list_holding_ours() -> None:
         ({"aud": "gateway"}, "audience"),
         ({"iss": ISSUER + "/"}, "issuer"),
         ({"iss": "https://token.example"}, "issuer"),
-        ({"exp": int(time.time()) - 61}, "expired"),
-        ({"nbf": int(time.time()) + 120}, "expired"),
-        ({"iat": int(time.time()) + 120}, "expired"),
+        ({"exp": FromNow(-61)}, "expired"),
+        ({"nbf": FromNow(120)}, "expired"),
+        ({"iat": FromNow(120)}, "expired"),
         ({"exp": None}, "claims"),
         ({"iat": None}, "claims"),
         ({"sub": None}, "claims"),
@@ -96,7 +110,7 @@ async def test_audience_may_be_a_list_holding_ours() -> None:
         ({"iss": None}, "claims"),
         ({"sub": ""}, "claims"),
         ({"sub": 42}, "claims"),
-        ({"exp": str(int(time.time()) + 300)}, "malformed"),
+        ({"exp": FromNowText(300)}, "malformed"),
         ({"iat": True}, "malformed"),
     ],
 )
