@@ -2,8 +2,8 @@
 
 Each sample (a stack from `py-spy record --format raw`) goes to the innermost frame that belongs
 to one of the parts below; frames of shared helpers (aiohttp's writer and streams, multidict,
-yarl, json, asyncio) take the part of whoever called them, so a `send()` of the upstream request
-counts for the client and a `send()` of the answer for the server. What is left, the event
+yarl, json, redis-py, asyncio) take the part of whoever called them, so a `send()` of the
+upstream request counts for the client and a `send()` of the answer for the server. What is left, the event
 loop's own frames (uvloop: epoll, recv, callbacks), is "event loop". Multiplied by the CPU per
 request measured on the same stack without the profiler, each share becomes microseconds.
 """
@@ -31,6 +31,8 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         for function in ("_request_headers", "_response_headers", "rewrite_location"))),
     (CLIENT_PART, (*CLIENT_FILES, "aiohttp/client_exceptions.py", "aiohttp/tracing.py",
                    "aiohttp/cookiejar.py", "gateway/upstream/client.py")),
+    ("content cache (lookup, generation read, fill)", (
+        "gateway/upstream/cached.py", "gateway/state/content", "gateway/state/generations.py")),
     ("middleware (request id, metrics wrapper, connection guard)", (
         "gateway/middleware.py", "gateway/limits.py", "gateway/http/middleware.py",
         "gateway/http/limits.py")),
@@ -41,7 +43,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "gateway/handlers/common.py", "gateway/clientaddr.py", "gateway/snapshot.py",
         "gateway/accounts.py", "gateway/credentials.py", "gateway/state", "gateway/stores.py",
         "gateway/policy/", "gateway/identity/", "gateway/http/clientaddr.py",
-        "gateway/http/handlers/refusals.py", "gateway/runtime/", "redis/")),
+        "gateway/http/handlers/refusals.py", "gateway/runtime/")),
     ("registry handler and proxy glue (handlers/registry.py, proxy.py)", (
         "gateway/handlers/registry.py", "gateway/proxy.py", "gateway/upstream/",
         "gateway/http/handlers/", "gateway/errors.py", "gateway/http/")),

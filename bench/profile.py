@@ -6,7 +6,8 @@
 
 `cycle_tag` / `cycle_digest`: issue 14's workload (1,000 manifests over 100 repositories, one
 token per repository, wrk c=32 cycling them by tag or by digest), every GET a miss that goes
-upstream. The CPU per request is measured first without the profiler, then the profiled run's
+upstream (a gateway with a content cache runs with it off unless --with-cache). The CPU per
+request is measured first without the profiler, then the profiled run's
 samples are split into the parts of a request (bench/cpusplit.py) and priced in microseconds.
 
 Starts the same stack as bench/run.py, puts the workload on the gateway while `py-spy record`
@@ -34,6 +35,7 @@ from cpusplit import split, table  # noqa: E402
 from load import Cycle, wrk, wrk_cycle  # noqa: E402
 from machine import load_text, wait_for_quiet  # noqa: E402
 from stack import REPOSITORY, Stack, basic, cpu_seconds, running_stack  # noqa: E402
+from variants import baseline_without_cache  # noqa: E402
 from workload import requests, seed_workload, tokens_for  # noqa: E402
 
 WORKLOADS = ("manifest_bearer", "manifest_basic", "manifest_c1", "blob_get", "blob_put",
@@ -120,6 +122,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--out", type=Path, default=Path("profile.collapsed"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--with-cache", action="store_true",
+                        help="keep the gateway's content cache (default: off, the miss path)")
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--load-wait", type=float, default=300)
     args = parser.parse_args()
@@ -135,6 +139,9 @@ def main() -> int:
             record(py_spy, pid, args.out, args.seconds, work)
             print(summarize(args.out, args.top))
             return 0
+        if not args.with_cache:
+            baseline_without_cache(stack)  # every GET goes upstream
+            pid = stack.gateway.pid
         cycled = Cycled(stack, args.workload.removeprefix("cycle_"))
         cycled.cpu_per_request(2)  # warm: connections, token and decision caches
         plain_us, plain_rps = cycled.cpu_per_request(args.seconds)

@@ -61,6 +61,7 @@ from stack import (  # noqa: E402
     rss_kib,
     running_stack,
 )
+from variants import baseline_without_cache  # noqa: E402
 
 GiB = 1024 * MiB
 
@@ -251,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"starting at load average {load:.2f}")
     started = time.perf_counter()
     with running_stack(keep=args.keep) as stack:
+        baseline_without_cache(stack)
         bench = Bench(stack, plan, results)
         bench.setup()
         for section in (s for s in BEFORE if s in sections):

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 from blobs import Endpoint, MiB
+from machine import log
 from stack import GATEWAY_SRC, Gateway, Stack, gateway_config
 from support.procs import ManagedProcess, find_program, free_port
 from support.registry import registry_config
@@ -60,6 +61,19 @@ def cache_supported(stack: Stack) -> bool:
         raise RuntimeError(f"check-config refuses even the plain bench config:\n{plain.stdout}"
                            f"{plain.stderr}")
     return False
+
+
+def baseline_without_cache(stack: Stack) -> None:
+    """The first table is the proxied path, as in earlier runs: a gateway that has a content
+    cache runs it with `cache.manifests.enabled: false` (its rows repeat one manifest, which a
+    cache would answer; issue 14's table measures the cache on a workload made for it)."""
+    if not cache_supported(stack):
+        return
+    gateway = stack.gateway
+    gateway.stop()
+    gateway.config["cache"].update(cache_section(False))
+    gateway.start()
+    log("the gateway has cache.manifests: the first table runs it with the cache off")
 
 
 @dataclass(frozen=True)

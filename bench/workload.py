@@ -21,7 +21,10 @@ from httpclient import Connection, HttpError, split_target
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-ACCEPT = ", ".join((MANIFEST_TYPE, OCI_MANIFEST))
+# What docker 20.10 asks for (lists and indexes too): a cache may learn a tag only from an
+# answer that cannot be a registry's rewrite for a client that accepts no list.
+ACCEPT = ", ".join((MANIFEST_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json",
+                    "application/vnd.oci.image.index.v1+json", OCI_MANIFEST))
 
 
 @dataclass(frozen=True)

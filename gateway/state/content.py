@@ -34,6 +34,7 @@ BLOB_LIMIT = 64 * 1024
 # Beyond this many repositories with a local generation, all are forgotten at once (a new
 # epoch): every entry is then stale, which is only a miss.
 MAX_LOCAL_GENERATIONS = 100_000
+ENTRY_OVERHEAD = 768
 
 
 class ContentKey(NamedTuple):
@@ -63,8 +64,9 @@ class ContentEntry:
 
     @property
     def size(self) -> int:
-        """Bytes counted against `max_bytes`: body, headers and a fixed overhead per entry."""
-        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + 256
+        """Bytes counted against `max_bytes`: body, headers and what Python spends around them
+        (objects, the key, the map's node: ~1 KiB per entry with the headers, by tracemalloc)."""
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + ENTRY_OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)
