@@ -105,6 +105,8 @@ async def exchange(port: int, data: bytes, wait: float = 5.0) -> Answer | None:
         pass
     finally:
         writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
     return parse(received, time.monotonic() - started) if received else None
 
 
@@ -125,6 +127,8 @@ async def first_answer(port: int, data: bytes, wait: float = 5.0) -> Answer | No
         return None
     finally:
         writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
     return parse(head + body, time.monotonic() - started)
 
 
