@@ -26,7 +26,8 @@ IMMUTABLE_CLAIMS = frozenset({
 })
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback address (IPv6 in brackets or not)."""
     if host.lower() == "localhost":
         return True
     try:
@@ -46,7 +47,7 @@ def url_problem(url: str) -> str | None:
         return "must not contain user info"
     if not host or parts.query or parts.fragment:
         return "expected https://HOST[/PATH] with no query or fragment"
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
         return None
     return "must be https:// (http:// only to a loopback address)"
 

@@ -32,11 +32,13 @@ MAX_TOKEN = 4096
 _CLOCK_SKEW = 60  # an `iat` further ahead than this is not one of ours
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as tokens and cookies carry it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes | None:
+def unb64url(text: str) -> bytes | None:
+    """The bytes of unpadded base64url, or None when it is not that."""
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
@@ -68,7 +70,7 @@ class CliTokens:
         return "<CliTokens>"
 
     def _mac(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+        return b64url(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
 
     def issue(self, subject: Subject, ttl: int, now: float | None = None) -> tuple[str, int]:
         """A CLI password for an SSO `subject` (its binding names the identity), and its exp."""
@@ -78,7 +80,7 @@ class CliTokens:
         issued = int(time.time() if now is None else now)
         body = {"v": 1, "name": subject.name, "grp": sorted(subject.groups), "iat": issued,
                 "exp": issued + ttl, "ist": binding.issuer_tag, "idk": binding.subject_key}
-        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        payload = b64url(json.dumps(body, separators=(",", ":")).encode())
         return f"{PREFIX}{payload}.{self._mac(payload)}", issued + ttl
 
     def read(self, token: str, now: float | None = None) -> CliClaims | None:
@@ -88,7 +90,7 @@ class CliTokens:
         payload, dot, mac = token[len(PREFIX):].partition(".")
         if not dot or not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
             return None
-        raw = _unb64(payload)
+        raw = unb64url(payload)
         try:
             body: Any = json.loads(raw) if raw is not None else None
         except ValueError:

@@ -11,7 +11,6 @@ is aiohttp with redirects refused and https required except to a loopback host.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import ssl
@@ -24,6 +23,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from jwt import PyJWK, PyJWKError, PyJWTError
+
+from gateway.config.identity_checks import is_loopback_host
 
 log = logging.getLogger("registry_gateway.oidc")
 
@@ -40,15 +41,6 @@ class IssuerUnavailable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(f"OpenID issuer unavailable: {reason}")
         self.reason = reason
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_url(url: str) -> str:

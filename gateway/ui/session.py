@@ -8,8 +8,6 @@ sign-in, the sign-in time and its binding, which its backend checks again on eve
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -23,23 +21,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.config.filechecks import MIN_SESSION_SECRET_BYTES
+from gateway.identity.cli_tokens import b64url, unb64url
 from gateway.policy.subject import Subject
 from gateway.state.ttlmap import TTLMap
 
 MAX_COOKIE = 3072  # an identity session carries its groups; browsers keep 4096 bytes at most
 _IDENTITY = b"identity session\0"  # MAC material of non-local sessions: never a bcrypt hash
 MIN_SECRET_BYTES = MIN_SESSION_SECRET_BYTES
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes | None:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _raw(text: str) -> bytes:
@@ -85,14 +73,14 @@ class SessionCodec:
 
     def _mac(self, payload: str, password_hash: bytes) -> str:
         material = payload.encode("ascii") + b"\0" + password_hash
-        return _b64(hmac.new(self._session_key, material, hashlib.sha256).digest())
+        return b64url(hmac.new(self._session_key, material, hashlib.sha256).digest())
 
     def issue(self, subject: str, password_hash: bytes, ttl: int,
               now: float | None = None) -> tuple[str, Session]:
         issued = int(now if now is not None else time.time())
         session = Session(subject, secrets.token_hex(16), issued + ttl)
         body = {"sub": subject, "sid": session.sid, "exp": session.expires}
-        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        payload = b64url(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload, password_hash)}", session
 
     def issue_identity(self, subject: Subject, ttl: int,
@@ -104,7 +92,7 @@ class SessionCodec:
         body = {"sub": subject.name, "sid": session.sid, "exp": session.expires,
                 "kind": session.kind, "grp": list(session.groups), "iat": issued,
                 "bnd": session.binding}
-        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        payload = b64url(json.dumps(body, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload, _IDENTITY + session.kind.encode())}", session
 
     def verify_identity(self, cookie: str, now: float | None = None) -> Session | None:
@@ -118,7 +106,7 @@ class SessionCodec:
         """The claimed session, unverified: the caller looks up the account, then `verify`s."""
         if len(cookie) > MAX_COOKIE or cookie.count(".") != 1:
             return None
-        raw = _unb64(cookie.partition(".")[0])
+        raw = unb64url(cookie.partition(".")[0])
         try:
             body = json.loads(raw) if raw is not None else None
         except ValueError:
@@ -157,10 +145,10 @@ class SessionCodec:
         body = {"d": data, "exp": int(now if now is not None else time.time()) + ttl}
         nonce = secrets.token_bytes(12)
         sealed = self._seal_key.encrypt(nonce, json.dumps(body).encode(), b"sealed")
-        return _b64(nonce + sealed)
+        return b64url(nonce + sealed)
 
     def unseal(self, text: str, now: float | None = None) -> dict[str, Any] | None:
-        raw = _unb64(text) if 0 < len(text) <= MAX_COOKIE else None
+        raw = unb64url(text) if 0 < len(text) <= MAX_COOKIE else None
         if raw is None or len(raw) < 28:
             return None
         try:
@@ -177,7 +165,7 @@ class SessionCodec:
     def csrf_token(self, csrf_cookie: str, sid: str) -> str:
         """Bound to the browser's CSRF cookie and to the session (none before login)."""
         material = _raw(f"{csrf_cookie}\0{sid}")
-        return _b64(hmac.new(self._csrf_key, material, hashlib.sha256).digest())
+        return b64url(hmac.new(self._csrf_key, material, hashlib.sha256).digest())
 
     def csrf_ok(self, token: str, csrf_cookie: str, sid: str) -> bool:
         if not token or not csrf_cookie:
