@@ -81,14 +81,17 @@ class PasswordChecker:
         key = self._cache.key(fingerprint, username, secret)
         if account is not None and self._cache.hit(key, account):
             return state_failure(account) or account
-        target = account.password_hash if account is not None else dummy
+        # A name with no hash (a refused htpasswd line) costs the dummy check like an unknown
+        # one: bcrypt rejects an empty hash at once, and the time would tell those names apart.
+        usable = account is not None and bool(account.password_hash)
+        target = account.password_hash if account is not None and usable else dummy
         too_long = len(secret) > BCRYPT_MAX_PASSWORD_BYTES
         # bcrypt would silently ignore bytes past 72; such a password is refused, after the
         # same work as any other, so its answer looks like any wrong password's.
         matched = await asyncio.to_thread(_checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], target)
         if account is None:
             return AuthFailure.UNKNOWN_USER
-        if not matched or too_long:
+        if not (usable and matched) or too_long:
             return AuthFailure.BAD_PASSWORD
         failure = state_failure(account)
         if failure is None:

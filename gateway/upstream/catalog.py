@@ -173,15 +173,25 @@ class CatalogLister:
         """Up to `n` visible names after `last`; `prefixes` bound where they can be."""
         if n <= 0 or prefixes == ():
             return CatalogPage([], more=False)
+        refresh = self._refresh
         listing = self._usable_listing()
+        started = self._refresh if self._refresh is not refresh else None
         names = (_iterate(listing.candidates(last, prefixes)) if listing is not None
                  else walk_ranges(self._walk_page, last, prefixes))
         found: list[str] = []
-        async for name in names:
-            if await visible(name):
-                found.append(name)
-                if len(found) > n:
-                    break
+        try:
+            async for name in names:
+                if await visible(name):
+                    found.append(name)
+                    if len(found) > n:
+                        break
+        except asyncio.CancelledError:
+            # The client left: the refresh it started goes too, so no upstream exchange outlives
+            # it; the next request starts another. One started by a request that was answered
+            # stays, since a snapshot is worth finishing (one per gateway at most).
+            if started is not None:
+                started.cancel()
+            raise
         return CatalogPage(found[:n], more=len(found) > n)
 
     async def _read(self, which: str, last: str) -> tuple[list[str], int]:

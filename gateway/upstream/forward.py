@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 
 from gateway.upstream import zerocopy
 from gateway.upstream.client import API_VERSION_HEADER, UpstreamClient
+from gateway.upstream.repairs import unsatisfiable_range
 
 log = logging.getLogger("registry_gateway.proxy")
 
@@ -138,6 +139,8 @@ class Forwarder:
             return None  # the ordinary path tries again and reports a failure as it always does
         try:
             length = head.content_length
+            if head.status == 416:  # its body would not match the length it declares
+                return self._result(unsatisfiable_range(length), CIMultiDict(), 0, None)
             headers = self._response_headers(head.headers.items())
             # A small blob is read whole, as an error answer is: one write, and the content
             # cache may keep it (it holds blobs of at most 64 KiB).
@@ -195,8 +198,10 @@ class Forwarder:
                      counter: _ByteCounter | None) -> Forwarded:
         if upstream.status >= 500:
             self._metrics.upstream_errors.labels("status").inc()
-        headers = self._response_headers(upstream.headers.items())
         length = upstream.content_length
+        if upstream.status == 416 and request.method == "GET":  # see repairs.py
+            return self._result(unsatisfiable_range(length), CIMultiDict(), 0, counter)
+        headers = self._response_headers(upstream.headers.items())
         if request.method == "HEAD" or (length is not None and length <= SMALL_BODY):
             return await self._relay_small(request, upstream, counter, headers)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import bcrypt
+import pytest
 
+from gateway.identity import passwords
 from gateway.identity.failures import AuthFailure
 from gateway.identity.passwords import CredentialCache, PasswordChecker
 from gateway.policy.accounts import Account
@@ -41,6 +43,23 @@ async def test_right_and_wrong_passwords() -> None:
     assert await check("dave", "right") is AuthFailure.DISABLED
     assert await check("dave", "wrong") is AuthFailure.BAD_PASSWORD
     assert await check("bot", "right") is AuthFailure.EXPIRED
+
+
+async def test_a_name_without_a_hash_costs_the_dummy_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A refused htpasswd line is a local account with no hash: its check must do the same
+    # bcrypt work as an unknown name's (bcrypt rejects an empty hash at once, a timing oracle).
+    refused = {**ACCOUNTS, "ivan": Account("ivan", "user", b"", disabled=True)}
+    hashes: list[bytes] = []
+    real = passwords._checkpw
+
+    def recording(password: bytes, password_hash: bytes) -> bool:
+        hashes.append(password_hash)
+        return real(password, password_hash)
+
+    monkeypatch.setattr(passwords, "_checkpw", recording)
+    assert await check("ivan", "anything", accounts=refused) is AuthFailure.BAD_PASSWORD
+    assert await check("nobody", "anything", accounts=refused) is AuthFailure.UNKNOWN_USER
+    assert hashes == [DUMMY, DUMMY]
 
 
 async def test_password_over_72_bytes_is_refused_not_truncated() -> None:

@@ -22,11 +22,18 @@ from gateway.http.handlers.refusals import refusal_response
 from gateway.http.services import SERVICES, Services
 from gateway.http.visible import visible_page
 from gateway.identity.credentials import parse_authorization
-from gateway.policy.names import PathError, RoutedPath, impossible_manifest, parse_v2_path
+from gateway.policy.names import (
+    DIGEST,
+    PathError,
+    RoutedPath,
+    impossible_manifest,
+    parse_v2_path,
+)
 from gateway.policy.routes import query_problem, query_values, required_actions
 from gateway.policy.scope import RepositoryScope
 from gateway.upstream.catalog import page_size
 from gateway.upstream.client import API_VERSION_HEADER, UpstreamError
+from gateway.upstream.repairs import is_plain_blob
 
 COMPLETED = {("manifests", "GET", 200): "pull", ("manifests", "PUT", 201): "push",
              ("manifests", "DELETE", 202): "delete", ("blobs", "DELETE", 202): "delete"}
@@ -150,6 +157,9 @@ async def _forward(request: web.Request, services: Services, rs: RequestScope,
     except UpstreamError as failure:
         _audit(request, services, rs, routed, verdict, failure.status, 0)
         return upstream_unavailable(failure)
+    if await _parsed_a_plain_blob(services, request.method, routed, forwarded.status):
+        _audit(request, services, rs, routed, verdict, 404, 0)
+        return registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
     if forwarded.complete:
         await services.uploads.track(rs.caller, routed, request.method, forwarded.status,
                                      forwarded.headers.get("Docker-Upload-UUID", ""))
@@ -164,6 +174,16 @@ async def _forward(request: web.Request, services: Services, rs: RequestScope,
                              repository=routed.name,
                              reference=routed.reference, status=forwarded.status, bytes=size)
     return forwarded.response
+
+
+async def _parsed_a_plain_blob(services: Services, method: str, routed: RoutedPath,
+                               status: int) -> bool:
+    """A manifest read by digest that distribution answered 500 because the digest names a
+    blob that is not a manifest (upstream/repairs.py)."""
+    return (status == 500 and routed.route == "manifests" and method in ("GET", "HEAD")
+            and routed.name is not None and routed.reference is not None
+            and DIGEST.fullmatch(routed.reference) is not None
+            and await is_plain_blob(services.upstream, routed.name, routed.reference))
 
 
 def _audit(request: web.Request, services: Services, rs: RequestScope, routed: RoutedPath,
