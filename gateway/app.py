@@ -37,7 +37,6 @@ from gateway.metrics import Metrics
 from gateway.runtime.reload import ConfigHolder, watch_file
 from gateway.runtime.snapshot import Snapshot, build_snapshot
 from gateway.state.content import build_content_cache
-from gateway.state.identities import MemoryIdentities
 from gateway.state.stores import Stores, build_stores, open_stores
 from gateway.tokens import TokenAuthority
 from gateway.ui.setup import setup_ui
@@ -68,9 +67,7 @@ def _services(loaded: LoadedConfig, config_path: Path, metrics: Metrics,
     oidc, sso_names = OidcRegistry(), SsoNames()
     cli_tokens = CliTokens(key.secret(b"registry-gateway cli password\0"
                                       + settings.token.service.encode()))
-    directory_logins = DirectoryLogins(
-        directory, local, metrics,
-        MemoryIdentities(key.secret(b"registry-gateway directory identities")))
+    directory_logins = DirectoryLogins(directory, local, metrics, stores.identities)
     identities = IdentityBackends(local, [
         Mounted(FederationLogins(oidc, metrics), frozenset({"token"})),  # contract: at /token
         Mounted(CliPasswords(cli_tokens, sso_names), frozenset({"token", "v2"})),
@@ -104,7 +101,8 @@ def create_app(loaded: LoadedConfig, config_path: Path) -> web.Application:
     settings = loaded.settings
     metrics = Metrics()
     key = _signing_key(loaded)
-    stores = build_stores(settings.cache, metrics, key.secret(b"registry-gateway decision cache"))
+    stores = build_stores(settings.cache, metrics, key.secret(b"registry-gateway decision cache"),
+                          key.secret(b"registry-gateway directory identities"))
     directory = DirectoryClients()  # lives as long as the app; rebuilt when its config changes
     directory.configure(settings)
     services = _services(loaded, config_path, metrics, stores, key, directory)

@@ -20,11 +20,13 @@ from gateway.config.htpasswd import DEFAULT_BCRYPT_COST
 from gateway.config.load import LoadedConfig, load_config
 from gateway.config.problems import ConfigError
 from gateway.identity.credentials import BCRYPT_MAX_PASSWORD_BYTES
+from gateway.identity.probe import Finding, probe_directory
 from gateway.policy.accounts import build_accounts
 from gateway.policy.actions import as_action
 from gateway.policy.decide import Policy, decide
+from gateway.policy.explain import explain as explain_decision
+from gateway.policy.explain import explained_subject
 from gateway.policy.names import valid_name
-from gateway.policy.subject import Subject
 
 DEFAULT_CONFIG = "config/gateway.yaml"
 DEFAULT_PID_FILE = ".local/gateway.pid"
@@ -76,7 +78,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
               _count(len(settings.users) + len(loaded.htpasswd_users), "user"),
               _count(len(settings.service_accounts), "service account"))
     print(f"{path}: ok ({', '.join(counts)})")
-    return 0
+    return _report_probe(path, probe_directory(loaded)) if args.probe else 0
+
+
+def _report_probe(path: Path, findings: list[Finding]) -> int:
+    """One line per finding: ok ones on stdout, warnings and problems on stderr (as above)."""
+    for finding in findings:
+        sys.stdout.flush()
+        print(finding, file=sys.stdout if finding.level == "ok" else sys.stderr)
+    problems = sum(1 for finding in findings if finding.level == "problem")
+    if problems:
+        print(f"{path}: the probe found {problems} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _count(n: int, noun: str) -> str:
@@ -118,27 +131,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     accounts = build_accounts(settings, loaded.htpasswd_users)
     policy = Policy.build(accounts, settings.repositories, settings.teams,
                           settings.disabled_identities)
-    subject = _explained_subject(policy, args.user, args.groups)
+    subject = explained_subject(policy, args.user, args.groups)
     decision = decide(policy, subject, args.repository, action, datetime.now(UTC))
-    print(decision.explain())
+    print(explain_decision(policy, subject, action, decision))
     return 0 if decision.allowed else 1
-
-
-def _explained_subject(policy: Policy, user: str, groups_text: str) -> Subject | None:
-    """`-`: anonymous; `workload:NAME`; `user:NAME` or NAME: the local account, else an identity
-    from a directory or SSO with `--groups` (explain never asks the directory)."""
-    if user == "-":
-        return None
-    groups = frozenset(g.strip() for g in groups_text.split(",") if g.strip())
-    kind, sep, name = user.partition(":")
-    if sep and kind == "workload":
-        return Subject(name, "workload")
-    external = bool(groups) or (sep and kind == "user")
-    name = name if sep and kind == "user" else user
-    local = policy.subject_for(name)
-    if local is not None:
-        return local  # local accounts are looked up first, always
-    return Subject(name, "directory", groups) if external else Subject(name)
 
 
 def _is_gateway(pid: int) -> bool:
@@ -177,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     check = commands.add_parser("check-config", help="validate a config file, every problem")
     check.add_argument("--config")
+    check.add_argument("--probe", action="store_true",
+                       help="also bind to the directory as the search account: bases, and the "
+                            "names with no local account")
     check.set_defaults(func=cmd_check_config)
     hasher = commands.add_parser("hash-password", help="bcrypt a password read from stdin")
     hasher.add_argument("--cost", type=int, default=DEFAULT_BCRYPT_COST, choices=range(10, 16),

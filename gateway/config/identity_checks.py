@@ -1,4 +1,5 @@
-"""Checks of the `sso` and `federation` sections: what check-config refuses and warns about.
+"""Checks of the `directory`, `sso` and `federation` sections: what check-config refuses and
+warns about (also at start and on reload: a refused section never runs).
 
 `workload:NAME` principals are checked with the other principals (references.py); here: every
 federation entry pins claims, names are usable and unique, issuers are https (http only to a
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.config.htpasswd import HtpasswdEntry, is_account_name
@@ -52,11 +54,44 @@ def url_problem(url: str) -> str | None:
     return "must be https:// (http:// only to a loopback address)"
 
 
+def taken_names(settings: Settings, htpasswd_users: Mapping[str, HtpasswdEntry]) -> frozenset[str]:
+    """Every local account and federation entry, casefolded: a directory or SSO identity may
+    hold none of these names in any case (`Carol` never becomes the local `carol`)."""
+    names = (*settings.users, *settings.service_accounts, *htpasswd_users,
+             *(entry.name for entry in settings.federation))
+    return frozenset(name.casefold() for name in names)
+
+
+def directory_url_problems(urls: tuple[str, ...], start_tls: bool) -> list[str]:
+    """Why each directory URL is unusable or would carry passwords in clear text."""
+    problems = [] if urls else ["no directory URL"]
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            problems.append(f"{url}: not a valid URL")
+            continue
+        extra = (parts.path not in ("", "/") or bool(parts.query or parts.fragment)
+                 or parts.username is not None)
+        if parts.scheme not in ("ldap", "ldaps") or not host:
+            problems.append(f"{url}: not an ldap:// or ldaps:// URL with a host")
+        elif extra:
+            problems.append(f"{url}: only scheme, host and port belong in the URL")
+        elif parts.scheme == "ldap" and not start_tls and not is_loopback_host(host):
+            problems.append(f"{url}: passwords would travel in clear text; use ldaps:// or start_tls")
+    return problems
+
+
 def identity_problems(settings: Settings,
                       htpasswd_users: Mapping[str, HtpasswdEntry]) -> list[Problem]:
-    """Errors in `sso` and `federation`: an entry without claims, a bad or taken name, http."""
+    """Errors in `directory`, `sso` and `federation`: directory URLs that are unusable or clear
+    text, an entry without claims, a bad or taken name, http."""
     local = {n.lower() for n in (*settings.users, *settings.service_accounts, *htpasswd_users)}
     problems = []
+    if settings.directory is not None:
+        problems += [Problem("directory.url", why) for why in directory_url_problems(
+            settings.directory.url, settings.directory.start_tls)]
     if settings.sso is not None and (why := url_problem(settings.sso.issuer)):
         problems.append(Problem("sso.issuer", why))
     seen: set[str] = set()
@@ -80,18 +115,17 @@ def identity_problems(settings: Settings,
 
 
 def _file_problems(settings: Settings) -> list[Problem]:
-    """The SSO client secret must be readable and not empty; every CA file must load."""
-    problems = []
+    """The SSO client secret and the directory's bind password must be readable and not empty;
+    every CA file must load."""
     cas = [(f"federation[{i}].ca_file", e.ca_file) for i, e in enumerate(settings.federation)]
+    secrets = []
     if settings.sso is not None:
         cas.append(("sso.ca_file", settings.sso.ca_file))
-        secret = settings.sso.client_secret_file
-        try:
-            if not secret.read_bytes().strip():
-                problems.append(Problem("sso.client_secret_file", f"{str(secret)!r} is empty"))
-        except OSError as exc:
-            problems.append(Problem("sso.client_secret_file",
-                                    f"cannot read {str(secret)!r}: {exc.strerror or exc}"))
+        secrets.append(("sso.client_secret_file", settings.sso.client_secret_file))
+    if settings.directory is not None:
+        cas.append(("directory.ca_file", settings.directory.ca_file))
+        secrets.append(("directory.bind_password_file", settings.directory.bind_password_file))
+    problems = [p for where, path in secrets if (p := _secret_file_problem(where, path))]
     for where, path in cas:
         if path is None:
             continue
@@ -100,6 +134,15 @@ def _file_problems(settings: Settings) -> list[Problem]:
         except (OSError, ssl.SSLError) as exc:
             problems.append(Problem(where, f"cannot load CA certificates from {str(path)!r}: {exc}"))
     return problems
+
+
+def _secret_file_problem(where: str, path: Path) -> Problem | None:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return Problem(where, f"cannot read {str(path)!r}: {reason}")
+    return None if text.strip() else Problem(where, f"{str(path)!r} is empty")
 
 
 def identity_warnings(settings: Settings) -> Iterator[Problem]:

@@ -19,7 +19,11 @@ from gateway.config.filechecks import file_problems
 from gateway.config.htpasswd import HtpasswdEntry, parse_htpasswd, refused_line_warnings
 from gateway.config.identity_checks import identity_problems, identity_warnings
 from gateway.config.problems import ConfigError, Problem, format_location
-from gateway.config.references import reference_problems, weak_hash_warnings
+from gateway.config.references import (
+    external_name_warnings,
+    reference_problems,
+    weak_hash_warnings,
+)
 from gateway.config.schema import Settings
 
 
@@ -141,7 +145,8 @@ def load_config_text(text: str, base_dir: Path) -> LoadedConfig:
         htpasswd_text=htpasswd_text,
         warnings=(*refused_line_warnings(htpasswd_users),
                   *weak_hash_warnings(_config_hashes(settings), htpasswd_users),
-                  *identity_warnings(settings)),
+                  *identity_warnings(settings),
+                  *external_name_warnings(data, htpasswd_users)),
     )
 
 

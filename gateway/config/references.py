@@ -27,12 +27,13 @@ def reference_problems(
     problems = list(_name_problems(users, services, teams, htpasswd_users))
     all_users = set(users) | set(htpasswd_users)
     accounts = all_users | set(services)
+    external = set(external_names(data, htpasswd_users))  # warnings, not problems
     for team, spec in teams.items():
         members = spec.get("members") if isinstance(spec, Mapping) else None
         if not isinstance(members, list):
             continue
         for index, member in enumerate(members):
-            if member not in accounts:
+            if member not in accounts and member not in external:
                 problems.append(
                     Problem(f"teams.{team}.members[{index}]", f"unknown account {member!r}")
                 )
@@ -41,8 +42,8 @@ def reference_problems(
     if isinstance(rules, list):
         for index, rule in enumerate(rules):
             if isinstance(rule, Mapping):
-                problems.extend(_rule_problems(index, rule, all_users, set(services), set(teams),
-                                               workloads))
+                problems.extend(_rule_problems(index, rule, all_users | external, set(services),
+                                               set(teams), workloads))
     return problems
 
 
@@ -92,6 +93,43 @@ def _rule_problems(
                 noun = {"user": "user", "service": "service account", "team": "team",
                         "workload": "workload (no federation entry)"}[kind]
                 yield Problem(where, f"unknown {noun} {name!r}")
+
+
+def external_names(data: Mapping[str, Any],
+                   htpasswd_users: Mapping[str, HtpasswdEntry]) -> dict[str, list[str]]:
+    """With `directory` or `sso`: the valid names that `user:` principals and team members give
+    with no local account, each with where it appears (identities from outside the file: a
+    warning, and what `check-config --probe` looks up). Without either: none. A name equal to a
+    local account or federation entry case-insensitively stays an error: a login refuses it."""
+    if not (isinstance(data.get("directory"), Mapping) or isinstance(data.get("sso"), Mapping)):
+        return {}
+    users, services = _mapping(data, "users"), _mapping(data, "service_accounts")
+    taken = (*users, *services, *htpasswd_users, *federation_names(data))
+    local = {name.casefold() for name in taken if isinstance(name, str)}
+    found: dict[str, list[str]] = {}
+    for team, spec in _mapping(data, "teams").items():
+        members = spec.get("members") if isinstance(spec, Mapping) else None
+        for index, member in enumerate(members if isinstance(members, list) else ()):
+            if isinstance(member, str):
+                found.setdefault(member, []).append(f"teams.{team}.members[{index}]")
+    rules = data.get("repositories")
+    for index, rule in enumerate(rules if isinstance(rules, list) else ()):
+        for action in ("pull", "push", "delete"):
+            principals = rule.get(action) if isinstance(rule, Mapping) else None
+            for position, principal in enumerate(principals if isinstance(principals, list) else ()):
+                kind, _, name = str(principal).partition(":")
+                if kind == "user" and name:
+                    found.setdefault(name, []).append(f"repositories[{index}].{action}[{position}]")
+    return {name: where for name, where in found.items()
+            if name.casefold() not in local and is_account_name(name)}
+
+
+def external_name_warnings(data: Mapping[str, Any],
+                           htpasswd_users: Mapping[str, HtpasswdEntry]) -> Iterator[Problem]:
+    for name, places in external_names(data, htpasswd_users).items():
+        for where in places:
+            yield Problem(where, f"{name!r} is no local account: it must come from the directory "
+                          "or single sign-on (check-config --probe looks it up)")
 
 
 def federation_names(data: Mapping[str, Any]) -> set[str]:

@@ -4,12 +4,15 @@ A login is find_user then a bind as the user found (or the dummy bind when none 
 the local dummy bcrypt check too, so neither the time taken nor the directory operations tell
 which names exist. A name the directory returns that equals a local account or a federation
 entry case-insensitively, or is not a valid account name, is refused: it could otherwise reach
-rules written for someone else. A directory that does not answer is IdentityUnavailable (503).
+rules written for someone else. A directory that does not answer is IdentityUnavailable (503),
+except for a name remembered with other credentials: that password is as wrong as ever (401).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -44,6 +47,15 @@ def client_settings(directory: DirectorySettings, bind_password: str) -> Directo
         group_name_attribute=directory.group_name_attribute, timeout=directory.timeout)
 
 
+def generation_of(directory: DirectorySettings | None) -> str:
+    """A hash of the settings that decide who a directory login is (file paths left out, so
+    replicas with the same settings agree; a rotated bind password forgets nobody)."""
+    if directory is None:
+        return ""
+    fields = directory.model_dump(mode="json", exclude={"bind_password_file", "ca_file"})
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class _Current:
     settings: DirectoryClientSettings
@@ -56,7 +68,9 @@ class DirectoryClients:
 
     def __init__(self) -> None:
         self._current: _Current | None = None
-        self.generation = 0  # part of remembered identities' keys: a rebuild forgets them all
+        # Part of remembered identities' keys: a change of `directory` forgets them all, on
+        # every replica that runs the same settings.
+        self.generation = generation_of(None)
         self._retired: set[asyncio.Task[None]] = set()
 
     @property
@@ -64,6 +78,7 @@ class DirectoryClients:
         return self._current.client if self._current else None
 
     def configure(self, settings: Settings) -> None:
+        self.generation = generation_of(settings.directory)
         wanted = None
         if settings.directory is not None:
             try:
@@ -76,7 +91,6 @@ class DirectoryClients:
         if self._current is not None and self._current.settings == wanted:
             return
         old, self._current = self._current, None
-        self.generation += 1
         if wanted is not None:
             self._current = _Current(wanted, DirectoryClient(wanted))
         if old is not None:
@@ -114,11 +128,7 @@ def _binding(user: DirectoryUser) -> str:
 
 def refused_name(snapshot: Snapshot, name: str) -> bool:
     """A directory name that must not become a subject: another identity's name, or invalid."""
-    if not is_account_name(name):
-        return True
-    folded = name.casefold()
-    taken = (*snapshot.policy.accounts, *(entry.name for entry in snapshot.settings.federation))
-    return any(other.casefold() == folded for other in taken)
+    return not is_account_name(name) or name.casefold() in snapshot.taken_names
 
 
 class DirectoryLogins:
@@ -151,8 +161,8 @@ class DirectoryLogins:
         directory, client = snapshot.settings.directory, self._clients.client
         if directory is None or client is None:  # `directory` removed since claims()
             return AuthFailure.UNKNOWN_USER
-        key = self._memory.key(self._clients.generation, username, password)
-        hit = self._memory.get(key) if password else None
+        generation, ttl = self._clients.generation, directory.cache_ttl
+        hit = await self._memory.recall(generation, username, password, ttl) if password else None
         if hit is not None and not refused_name(snapshot, hit.name):
             return Subject(hit.name, "directory", hit.groups, binding=hit.binding)
         # The dummy bcrypt check a name no one holds costs (the name is not local).
@@ -168,10 +178,14 @@ class DirectoryLogins:
                 return AuthFailure.UNKNOWN_USER
             groups = await self._count("groups", client.groups_of(user.dn))
         except DirectoryUnavailable as exc:
+            if await self._memory.known(generation, username, ttl) is not None:
+                # Remembered, but not with this password: as wrong as with the directory up.
+                return AuthFailure.BAD_PASSWORD
             log.warning("directory unavailable (%s): login refused with 503", exc)
             raise IdentityUnavailable("directory", "unreachable") from None
-        self._memory.put(key, remembered(user.name, groups, _binding(user)), directory.cache_ttl)
-        return Subject(user.name, "directory", groups, binding=_binding(user))
+        identity = remembered(user.name, groups, _binding(user))
+        await self._memory.remember(generation, username, password, identity, ttl)
+        return Subject(user.name, "directory", groups, binding=identity.binding)
 
     async def recheck(self, snapshot: Snapshot, subject: Subject) -> Subject | AuthFailure:
         """A refresh token's identity as the directory has it now: still found by the search

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import math
 import secrets
 import socket
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from gateway.config.identity_checks import directory_url_problems, is_loopback_host
 from gateway.identity.ldap_filters import group_search_filter, user_search_filter
 
 with warnings.catch_warnings():
@@ -70,26 +70,6 @@ class DirectoryUser:
     password_changed: str | None  # pwdChangedTime (generalized time) or pwdLastSet (AD)
 
 
-def url_problems(urls: tuple[str, ...], start_tls: bool) -> list[str]:
-    """Why each URL is unusable or would carry passwords in clear text (for check-config)."""
-    problems = [] if urls else ["no directory URL"]
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
-            problems.append(f"{url}: not an ldap:// or ldaps:// URL with a host")
-        elif parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-            problems.append(f"{url}: only scheme, host and port belong in the URL")
-        elif parts.scheme == "ldap" and not start_tls and not _loopback(parts.hostname):
-            problems.append(f"{url}: passwords would travel in clear text; use ldaps:// or start_tls")
-    return problems
-
-
-def _loopback(host: str) -> bool:
-    with contextlib.suppress(ValueError):
-        return host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
-    return False
-
-
 class _Tls(ldap3.Tls):
     """The stdlib's host name check (ldap3's uses the deprecated, IP-less ssl.match_hostname)."""
 
@@ -109,7 +89,7 @@ class _Tls(ldap3.Tls):
 class DirectoryClient:
     """The public methods are coroutines; the private ones after ``_run`` run in the threads."""
     def __init__(self, settings: DirectoryClientSettings) -> None:
-        if problems := url_problems(settings.urls, settings.start_tls):
+        if problems := directory_url_problems(settings.urls, settings.start_tls):
             raise ValueError("; ".join(problems))
         self._settings = settings
         self._down_until: dict[str, float] = {}  # single dict operations: no lock needed
@@ -240,7 +220,7 @@ class DirectoryClient:
 
     def _bind(self, conn: ldap3.Connection, dn: str, password: str) -> bool:
         """True: bound; False: these credentials are refused; DirectoryUnavailable otherwise."""
-        if not (conn.server.ssl or conn.tls_started or _loopback(conn.server.host)):
+        if not (conn.server.ssl or conn.tls_started or is_loopback_host(conn.server.host)):
             raise DirectoryUnavailable(f"refusing to send a password in clear text to {conn.server.host}")
         # Sent as typed: ldap3 would SASLprep (NFKC-normalise) a str, and refuse some.
         conn.user, conn.password = dn, password.encode("utf-8", "surrogatepass")

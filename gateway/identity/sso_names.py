@@ -88,7 +88,6 @@ class SsoNames:
                  clock: Callable[[], float] = time.time) -> None:
         self._holders: TTLMap[str, str] = TTLMap(max_entries, clock)
         self._contested: TTLMap[str, bool] = TTLMap(max_entries, clock)
-        self._taken: tuple[str, frozenset[str]] = ("", frozenset())
         self._clock = clock
         self._sso: SsoSettings | None = None  # what the remembered holders were seen under
 
@@ -96,11 +95,7 @@ class SsoNames:
         """"bad_name" or "name_taken" (a local account or federation entry, any case), or None."""
         if not is_account_name(name):
             return "bad_name"
-        if self._taken[0] != snapshot.fingerprint:  # computed once per config
-            taken = {n.lower() for n in snapshot.policy.accounts}
-            taken.update(e.name.lower() for e in snapshot.settings.federation)
-            self._taken = (snapshot.fingerprint, frozenset(taken))
-        return "name_taken" if name.lower() in self._taken[1] else None
+        return "name_taken" if name.casefold() in snapshot.taken_names else None
 
     def hold(self, settings: Settings, name: str, key: str) -> bool:
         """Whether `name` is (now) held by subject `key`; False once two subjects used it."""

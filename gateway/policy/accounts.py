@@ -1,4 +1,4 @@
-"""Accounts and teams as the decision sees them: who exists, in which state, in which teams."""
+"""Local accounts as the decision sees them: who exists, in which state (teams: `Policy`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ class Account:
     admin: bool = False
     disabled: bool = False
     expires: datetime | None = None
-    teams: frozenset[str] = frozenset()
 
     def state(self, now: datetime) -> AccountState:
         if self.disabled:
@@ -41,20 +40,12 @@ class Account:
 def build_accounts(
     settings: Settings, htpasswd_users: Mapping[str, HtpasswdEntry]
 ) -> dict[str, Account]:
-    """All accounts by name, each knowing its teams."""
-    memberships: dict[str, set[str]] = {}
-    for team, spec in settings.teams.items():
-        for member in spec.members:
-            memberships.setdefault(member, set()).add(team)
-
-    def teams_of(name: str) -> frozenset[str]:
-        return frozenset(memberships.get(name, ()))
-
+    """All local accounts by name (who is in which team is `Policy.teams_of`)."""
     accounts: dict[str, Account] = {}
     for name, entry in htpasswd_users.items():
         # A refused line: a local name nobody can log in as (disabled, no hash).
         accounts[name] = Account(name, "user", entry.password_hash.encode(),
-                                 disabled=entry.refused is not None, teams=teams_of(name))
+                                 disabled=entry.refused is not None)
     for name, user in settings.users.items():
         accounts[name] = Account(
             name,
@@ -62,7 +53,6 @@ def build_accounts(
             user.password_hash.get_secret_value().encode(),
             admin=user.admin,
             disabled=user.disabled,
-            teams=teams_of(name),
         )
     for name, service in settings.service_accounts.items():
         accounts[name] = Account(
@@ -71,6 +61,5 @@ def build_accounts(
             service.password_hash.get_secret_value().encode(),
             disabled=service.disabled,
             expires=service.expires,
-            teams=teams_of(name),
         )
     return accounts

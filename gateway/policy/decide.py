@@ -10,7 +10,7 @@ from enum import Enum
 from gateway.config.schema import RuleSpec, TeamSpec
 from gateway.policy.accounts import Account, AccountState
 from gateway.policy.actions import Action
-from gateway.policy.rules import Rule, RuleIndex
+from gateway.policy.rules import Rule, RuleIndex, namespace
 from gateway.policy.subject import Subject
 
 
@@ -109,8 +109,8 @@ def account_gate(policy: Policy, subject: Subject | None, now: datetime) -> Deci
 def rule_decision(
     policy: Policy, subject: Subject | None, repository: str, action: Action
 ) -> Decision:
-    """What the first matching rule says; no match means deny."""
-    rule = policy.index.first_match(repository)
+    """What the first matching rule says (`{user}` read as the subject's name); no match: deny."""
+    rule = policy.index.first_match(repository, namespace(subject))
     if rule is None:
         return Decision(False, Reason.NO_RULE)
     return Decision(rule.grants(subject, policy.teams_of(subject), action), Reason.RULE, rule)

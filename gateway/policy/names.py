@@ -13,6 +13,7 @@ RouteName = Literal[
 NAME_MAX = 255
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+COMPONENT = re.compile(_COMPONENT, re.ASCII)
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", re.ASCII)
 DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}", re.ASCII)
 UUID = re.compile(r"[A-Za-z0-9_.=-]{1,256}", re.ASCII)
@@ -45,6 +46,11 @@ class PathError:
 
 def valid_name(name: str) -> bool:
     return len(name) <= NAME_MAX and NAME.fullmatch(name) is not None
+
+
+def valid_component(name: str) -> bool:
+    """Whether `name` can be one path component of a repository name (what `{user}` takes)."""
+    return len(name) <= NAME_MAX and COMPONENT.fullmatch(name) is not None
 
 
 def parse_v2_path(raw_path: str) -> RoutedPath | PathError | None:

@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from gateway.config.globs import glob_regex, is_literal
+from gateway.config.globs import glob_regex, is_literal, is_templated
 from gateway.config.schema import RuleSpec
 from gateway.policy.actions import Action
+from gateway.policy.names import valid_component
 from gateway.policy.subject import Subject
 
 PRINCIPAL_KINDS = ("user", "team", "service", "workload")
@@ -68,6 +69,7 @@ class Rule:
     delete: Principals
     comment: str
     pattern: re.Pattern[str] = field(repr=False, compare=False)
+    templated: bool = False  # `{user}` in match: the caller's own name, per caller
 
     @classmethod
     def compile(cls, index: int, spec: RuleSpec) -> Rule:
@@ -80,7 +82,16 @@ class Rule:
             delete=Principals.parse(spec.delete),
             comment=spec.comment,
             pattern=glob_regex(spec.match),
+            templated=is_templated(spec.match),
         )
+
+    def fits(self, name: str, user: str | None) -> bool:
+        """Whether `match` fits `name` for a caller whose `{user}` is `user` (see `namespace`);
+        None (anonymous, or a name that is no path component) fits no `{user}` rule."""
+        found = self.pattern.fullmatch(name)
+        if found is None:
+            return False
+        return not self.templated or (user is not None and found["user"] == user)
 
     def may_pull(self, subject: Subject | None, teams: frozenset[str]) -> bool:
         # push implies pull: a client cannot push without reading back.
@@ -104,7 +115,8 @@ class RuleIndex:
 
     Literal rules are found by exact name, rules whose first component is literal by that
     component; only rules with a wildcard in the first component are scanned for every name.
-    The first match is the lowest index among the first matches of each bucket.
+    The first match is the lowest index among the first matches of each bucket. A `{user}`
+    rule is never literal (its first component is, so it sits in a bucket, checked per caller).
     """
 
     def __init__(self, rules: Sequence[Rule]) -> None:
@@ -120,13 +132,22 @@ class RuleIndex:
             else:
                 self._wild.append(rule)
 
-    def first_match(self, name: str) -> Rule | None:
+    def first_match(self, name: str, user: str | None = None) -> Rule | None:
+        """The first rule fitting `name` for a caller whose `{user}` is `user` (`namespace`)."""
         best = self._exact.get(name)
         for bucket in (self._by_first.get(name.split("/", 1)[0], ()), self._wild):
             for rule in bucket:
                 if best is not None and rule.index > best.index:
                     break
-                if rule.pattern.fullmatch(name):
+                if rule.fits(name, user):
                     best = rule
                     break
         return best
+
+
+def namespace(subject: Subject | None) -> str | None:
+    """What `{user}` stands for when `subject` asks: its account name, for every kind of
+    account, if that is a valid path component; None (no `{user}` rule fits) otherwise."""
+    if subject is None or not valid_component(subject.name):
+        return None
+    return subject.name

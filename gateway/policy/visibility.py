@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from gateway.config.globs import literal_prefix
+from gateway.config.globs import literal_prefix, personal
 from gateway.policy.decide import Policy, account_gate
 from gateway.policy.names import catalog_key
+from gateway.policy.rules import Rule, namespace
 from gateway.policy.subject import Subject
 
 
@@ -34,5 +35,14 @@ def pull_prefixes(policy: Policy, subject: Subject | None,
     if gate is not None:
         return None if gate.allowed else ()
     teams = policy.teams_of(subject)
-    return merge_prefixes(literal_prefix(r.match) for r in policy.rules
-                          if r.may_pull(subject, teams))
+    user = namespace(subject)
+    return merge_prefixes(prefix for r in policy.rules if r.may_pull(subject, teams)
+                          if (prefix := rule_prefix(r, user)) is not None)
+
+
+def rule_prefix(rule: Rule, user: str | None) -> str | None:
+    """What every name `rule` fits for a caller whose `{user}` is `user` starts with (`home/alice/`
+    for `home/{user}/**`); None when it fits no name for that caller."""
+    if not rule.templated:
+        return literal_prefix(rule.match)
+    return None if user is None else literal_prefix(personal(rule.match, user))

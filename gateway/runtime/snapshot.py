@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import bcrypt
 
 from gateway.config.htpasswd import DEFAULT_BCRYPT_COST, bcrypt_cost
+from gateway.config.identity_checks import taken_names
 from gateway.config.load import LoadedConfig
 from gateway.config.problems import Problem
 from gateway.config.schema import Settings
@@ -33,6 +34,7 @@ class Snapshot:
     dummy_hash: bytes = field(repr=False)
     loaded_at: float
     warnings: tuple[Problem, ...] = ()
+    taken_names: frozenset[str] = frozenset()  # config.identity_checks.taken_names
 
 
 def content_fingerprint(loaded: LoadedConfig, exclude: tuple[str, ...] = ()) -> str:
@@ -65,4 +67,5 @@ def build_snapshot(loaded: LoadedConfig) -> Snapshot:
         dummy_hash=dummy_hash(max(cost, 4)),
         loaded_at=time.time(),
         warnings=loaded.warnings,
+        taken_names=taken_names(loaded.settings, loaded.htpasswd_users),
     )

@@ -178,6 +178,13 @@ class RedisLink:
         try:
             async with asyncio.timeout(self._deadline):
                 result = await operation(client)
+        except UnicodeDecodeError:
+            # A value no gateway wrote (ours are text): this call is served from in-process
+            # state, as any value that fails its MAC is a miss; Redis itself answered.
+            self.breaker.success()
+            self._count_fallback(store)
+            log.warning("Redis holds a value that is not UTF-8 (not written by a gateway)")
+            raise RedisUnavailable(store) from None
         except (RedisError, OSError, TimeoutError) as exc:
             self._count_fallback(store)
             if self.breaker.failure():

@@ -1,7 +1,8 @@
 """The stores the request path uses, built once from the settings read at start.
 
 With `cache.redis_url` or `cache.sentinel`, each store is its Redis form with the in-process one
-in front (decisions) or as the fallback (lockout, uploads); without, the in-process form alone.
+in front (decisions, remembered identities) or as the fallback (lockout, uploads); without, the
+in-process form alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from gateway.state.decisions import (
     RedisDecisions,
     TieredDecisionCache,
 )
+from gateway.state.identities import IdentityKeys, IdentityMemory, MemoryIdentities
+from gateway.state.identities_redis import RedisIdentities, SharedIdentities
 from gateway.state.lockout import LockoutStore, MemoryLockoutStore, RedisLockoutStore, SharedLockoutStore
 from gateway.state.redis import RedisLink, connect, describe, uses_redis
 from gateway.state.uploads import MemoryUploadBindings, SharedUploadBindings, UploadBindings
@@ -31,20 +34,26 @@ class Stores:
     decisions: DecisionCache
     lockout: LockoutStore
     uploads: UploadBindings
+    identities: IdentityMemory
     link: RedisLink | None  # None: no Redis configured
     cache_settings: CacheSettings
 
 
-def build_stores(cache: CacheSettings, metrics: Metrics, decision_secret: bytes) -> Stores:
-    """`decision_secret` signs decisions in Redis; derive it from the token key so replicas agree."""
+def build_stores(cache: CacheSettings, metrics: Metrics, decision_secret: bytes,
+                 identity_secret: bytes) -> Stores:
+    """`decision_secret` signs decisions in Redis, `identity_secret` keys and signs remembered
+    identities; derive both from the token key so replicas agree."""
     memory_decisions = MemoryDecisionCache(cache.max_entries)
+    memory_identities = MemoryIdentities(IdentityKeys(identity_secret))
     if not uses_redis(cache):
-        return Stores(memory_decisions, MemoryLockoutStore(), MemoryUploadBindings(), None, cache)
+        return Stores(memory_decisions, MemoryLockoutStore(), MemoryUploadBindings(),
+                      memory_identities, None, cache)
     link = RedisLink(metrics, cache.redis_timeout)
     return Stores(
         decisions=TieredDecisionCache(memory_decisions, RedisDecisions(link, decision_secret)),
         lockout=SharedLockoutStore(RedisLockoutStore(link), MemoryLockoutStore()),
         uploads=SharedUploadBindings(link, MemoryUploadBindings()),
+        identities=SharedIdentities(memory_identities, RedisIdentities(link, identity_secret)),
         link=link,
         cache_settings=cache,
     )

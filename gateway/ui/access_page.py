@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
@@ -10,14 +10,17 @@ from aiohttp import web
 from gateway.http.services import Services
 from gateway.policy.accounts import Account, AccountState
 from gateway.policy.actions import ACTIONS, as_action
+from gateway.policy.decide import Policy
+from gateway.policy.explain import explain as explain_decision
+from gateway.policy.explain import explained_subject
 from gateway.policy.names import valid_name
 from gateway.policy.rules import Rule
-from gateway.policy.subject import Subject
 from gateway.runtime.snapshot import Snapshot
 from gateway.ui.render import not_found, render
 from gateway.ui.visit import Visit
 
 EXPIRY_WARNING = timedelta(days=7)
+GROUPS_MAX = 4096  # characters of the explain form's groups field that are read
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +34,14 @@ class AccountRow:
 @dataclass(frozen=True, slots=True)
 class Explanation:
     user: str
+    groups: str
     repository: str
     action: str
     allowed: bool | None  # None: the question itself was not valid
     text: str
 
 
-def _account_row(account: Account, now: datetime) -> AccountRow:
+def _account_row(account: Account, policy: Policy, now: datetime) -> AccountRow:
     state = account.state(now)
     warning = ""
     if account.expires is not None and state is AccountState.ACTIVE:
@@ -45,22 +49,26 @@ def _account_row(account: Account, now: datetime) -> AccountRow:
         if left <= EXPIRY_WARNING:
             hours = int(left.total_seconds() // 3600)
             warning = f"expires in {hours // 24} days {hours % 24} hours"
-    return AccountRow(account, state.value, sorted(account.teams), warning)
+    teams = sorted(policy.teams_by_member.get(account.name, ()))
+    return AccountRow(account, state.value, teams, warning)
 
 
 async def explain(services: Services, snapshot: Snapshot, user: str, repository: str,
-                  action: str) -> Explanation:
-    """The answer `registry-gateway explain USER REPOSITORY ACTION` prints for the running config."""
+                  action: str, groups: str = "") -> Explanation:
+    """The answer `registry-gateway explain [--groups G] USER REPOSITORY ACTION` prints for the
+    running config."""
+    asked = Explanation(user or "-", groups, repository, action, None, "")
     checked = as_action(action)
     if checked is None:
-        return Explanation(user, repository, action, None, "ACTION is one of pull, push, delete")
+        return replace(asked, text="ACTION is one of pull, push, delete")
     if not valid_name(repository):
-        return Explanation(user, repository, action, None,
-                           f"{repository!r} is not a valid repository name")
-    subject = None if user in ("-", "") else (snapshot.policy.subject_for(user) or Subject(user))
+        return replace(asked, text=f"{repository!r} is not a valid repository name")
+    policy = snapshot.policy
+    subject = explained_subject(policy, user, groups)
     verdicts = await services.access.decide(snapshot, subject, repository, (checked,),
                                             cached=False, count=False)
-    return Explanation(user or "-", repository, action, verdicts.allowed, verdicts[0].describe())
+    return replace(asked, allowed=verdicts.allowed,
+                   text=explain_decision(policy, subject, checked, verdicts[0].decision))
 
 
 def _rules(snapshot: Snapshot) -> list[tuple[Rule, dict[str, list[str]]]]:
@@ -77,11 +85,11 @@ async def access(request: web.Request, visit: Visit) -> web.StreamResponse:
     query = request.query
     asked = "repository" in query or "user" in query
     result = await explain(visit.services, snapshot, query.get("user", "-").strip(),
-                           query.get("repository", "").strip(),
-                           query.get("action", "pull")) if asked else None
+                           query.get("repository", "").strip(), query.get("action", "pull"),
+                           query.get("groups", "").strip()[:GROUPS_MAX]) if asked else None
     return render(request, visit, "access.html", {
         "rules": _rules(snapshot),
-        "accounts": [_account_row(a, now) for a in accounts],
+        "accounts": [_account_row(a, snapshot.policy, now) for a in accounts],
         "teams": sorted(snapshot.settings.teams.items()),
         "loaded_at": snapshot.loaded_at,
         "fingerprint": snapshot.fingerprint,
@@ -92,5 +100,7 @@ async def access(request: web.Request, visit: Visit) -> web.StreamResponse:
         # Identity sections as configured: names, issuers, claims; never a secret or its file.
         "sso_settings": snapshot.settings.sso,
         "federation": snapshot.settings.federation,
+        # The bind password is never shown; its file's path is (it says where to rotate it).
+        "directory": snapshot.settings.directory,
         "disabled_identities": snapshot.settings.disabled_identities,
     })

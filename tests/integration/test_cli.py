@@ -72,9 +72,11 @@ def test_hash_password_reads_stdin() -> None:
 
 
 @pytest.mark.parametrize(("user", "repository", "action", "code", "output"), [
-    ("alice", "myteam/app", "push", 0, 'allow: rule 0 match "myteam/*" (the team\'s own images)'),
+    ("alice", "myteam/app", "push", 0,
+     'allow: rule 0 match "myteam/*" (the team\'s own images), granted to team:myteam'),
     ("bob", "myteam/app", "pull", 1, 'deny: rule 0 match "myteam/*" (the team\'s own images)'),
-    ("-", "library/busybox", "pull", 0, 'allow: rule 1 match "library/**" (public base images)'),
+    ("-", "library/busybox", "pull", 0,
+     'allow: rule 1 match "library/**" (public base images), granted to everyone (public)'),
     ("-", "myteam/app", "pull", 1, 'deny: rule 0 match "myteam/*" (the team\'s own images)'),
     ("alice", "elsewhere/app", "pull", 1, "deny: no rule matched"),
     ("carol", "elsewhere/app", "delete", 0, "allow: admin"),
@@ -86,6 +88,40 @@ def test_explain(config_file: Path, user: str, repository: str, action: str, cod
                  output: str) -> None:
     result = gateway_cli("explain", "--config", str(config_file), user, repository, action)
     assert (result.returncode, result.stdout.strip()) == (code, output)
+
+
+@pytest.mark.parametrize(("args", "code", "output"), [
+    (["--groups", "platform-admins", "user:dora", "platform/app", "push"], 0,
+     'allow: rule 0 match "platform/*" (the platform team), '
+     "granted to team:platform via directory group platform-admins"),
+    (["--groups", "other,platform-admins", "dora", "platform/app", "pull"], 0,
+     'allow: rule 0 match "platform/*" (the platform team), '
+     "granted to team:platform via directory group platform-admins (push grants pull)"),
+    (["--groups", "other", "dora", "platform/app", "pull"], 1,
+     'deny: rule 0 match "platform/*" (the platform team)'),
+    (["user:dora", "home/dora/x", "push"], 0,
+     'allow: rule 1 match "home/{user}/**" (own home), granted to authenticated'),
+    (["alice", "home/dora/x", "pull"], 1, "deny: no rule matched"),
+    (["workload:dora", "home/dora/x", "pull"], 1, 'deny: rule 1 match "home/{user}/**" (own home)'),
+])
+def test_explain_groups_and_personal_namespaces(tmp_path: Path, args: list[str], code: int,
+                                                output: str) -> None:
+    config = base_config("http://127.0.0.1:9", 5050)
+    config["directory"] = {"url": "ldap://127.0.0.1:9", "bind_dn": "cn=search,dc=test",
+                           "bind_password_file": str(tmp_path / "bind.pw"),
+                           "user_base": "ou=people,dc=test", "group_base": "ou=groups,dc=test"}
+    (tmp_path / "bind.pw").write_text("not-shown\n")
+    config["teams"]["platform"] = {"members": [], "groups": ["platform-admins"]}
+    config["repositories"][:0] = [
+        {"match": "platform/*", "push": ["team:platform"], "comment": "the platform team"},
+        {"match": "home/{user}/**", "pull": ["authenticated"], "push": ["authenticated"],
+         "comment": "own home"},
+    ]
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = gateway_cli("explain", "--config", str(path), *args)
+    assert (result.returncode, result.stdout.strip()) == (code, output), result.stderr
+    assert "not-shown" not in result.stdout + result.stderr
 
 
 def test_explain_refuses_bad_input(config_file: Path) -> None:

@@ -7,40 +7,30 @@ stops slapd starts it again before it ends.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from support import Docker, Slapd, Upstream, free_port
-from support.credentials import basic
-from support.gateway import RunningGateway, base_config, running_gateway
+from support.directory import (
+    SCOPE,
+    directory_config,
+    directory_requests,
+    granted,
+    logged_dn,
+    out_of_group,
+    post_token,
+    token,
+    token_claims,
+    v2_status,
+)
+from support.gateway import RunningGateway, running_gateway
 from support.slapd import PASSWORDS, user_dn
 
-SCOPE = "repository:platform/app:pull,push"
-
-
-def directory_config(slapd: Slapd, port: int, tmp_path: Path,
-                     upstream: str = "http://127.0.0.1:9") -> dict[str, Any]:
-    secret = tmp_path / "bind-password"
-    secret.write_text(slapd.bind_password + "\n")
-    config = base_config(upstream, port)
-    config["directory"] = {
-        "url": slapd.url, "bind_dn": slapd.bind_dn, "bind_password_file": str(secret),
-        "user_base": slapd.user_base, "group_base": slapd.group_base, "timeout": 2, "cache_ttl": 60,
-    }
-    config["audit"] = {"file": str(tmp_path / "audit.jsonl")}
-    config["teams"]["platform"] = {"groups": ["platform"]}
-    config["repositories"] = [*config["repositories"], {
-        "match": "platform/*", "pull": ["team:platform"], "push": ["team:platform"]}]
-    return config
+PULL_DENIED = "repository does not exist or may require 'docker login'"
+CACHE_TTL = 2
 
 
 @pytest.fixture
@@ -48,39 +38,6 @@ def gateway(slapd: Slapd, tmp_path: Path) -> Iterator[RunningGateway]:
     port = free_port()
     with running_gateway(directory_config(slapd, port, tmp_path), tmp_path / "gw", port) as gw:
         yield gw
-
-
-def token(gateway: RunningGateway, user: str, password: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        f"{gateway.url}/token?service=gateway.test&scope={SCOPE}", headers=basic(user, password))
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def granted(body: dict[str, Any]) -> list[str]:
-    payload = body["token"].split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return sorted(action for entry in claims["access"] for action in entry["actions"])
-
-
-def directory_requests(gateway: RunningGateway, operation: str, result: str) -> float:
-    with urllib.request.urlopen(f"{gateway.url}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return sum(s.value for family in text_string_to_metric_families(text)
-               for s in family.samples if s.name == "registry_gateway_directory_requests_total"
-               and s.labels == {"operation": operation, "result": result})
-
-
-def v2_status(gateway: RunningGateway, user: str, password: str) -> tuple[int, str]:
-    request = urllib.request.Request(f"{gateway.url}/v2/", headers=basic(user, password))
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return int(response.status), ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def test_a_directory_user_gets_what_their_group_grants(gateway: RunningGateway) -> None:
@@ -96,20 +53,8 @@ def test_a_directory_user_gets_what_their_group_grants(gateway: RunningGateway) 
     assert directory_requests(gateway, "groups", "ok") >= 1
 
 
-@contextlib.contextmanager
-def out_of_platform(slapd: Slapd) -> Iterator[None]:
-    def change(op: str) -> None:
-        slapd.modify(f"dn: cn=platform,{slapd.group_base}\nchangetype: modify\n"
-                     f"{op}: member\nmember: {user_dn('erin')}\n")
-    change("delete")
-    try:
-        yield
-    finally:
-        change("add")
-
-
 def test_a_user_in_no_granting_group_gets_nothing(gateway: RunningGateway, slapd: Slapd) -> None:
-    with out_of_platform(slapd):
+    with out_of_group(slapd, "platform", "erin"):
         status, body = token(gateway, "erin", PASSWORDS["erin"])
         assert status == 200
         assert granted(body) == []
@@ -151,20 +96,13 @@ def test_a_stopped_directory_is_503_never_a_grant(gateway: RunningGateway, slapd
         assert directory_requests(gateway, "search", "error") >= 1
         status, body = token(gateway, "erin", PASSWORDS["erin"])  # remembered: still works
         assert status == 200 and granted(body) == ["pull", "push"]
-        assert token(gateway, "erin", "wrong")[0] == 503  # not remembered: nobody gets more
+        # A remembered name with another password: wrong, as with the directory up (401);
+        # a name nobody remembers: 503 whatever the password.
+        assert token(gateway, "erin", "wrong")[0] == 401
+        assert token(gateway, "heidi", "wrong")[0] == 503
     finally:
         slapd.start()
     assert token(gateway, "heidi", PASSWORDS["heidi"])[0] == 200
-
-
-def post_token(gateway: RunningGateway, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-    data = urllib.parse.urlencode(form).encode()
-    request = urllib.request.Request(f"{gateway.url}/token", data=data, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def test_tokens_live_cache_ttl_and_refreshes_ask_the_directory_again(
@@ -177,7 +115,7 @@ def test_tokens_live_cache_ttl_and_refreshes_ask_the_directory_again(
                "service": "gateway.test", "scope": SCOPE, "client_id": "test"}
     status, body = post_token(gateway, refresh)
     assert status == 200 and granted(body) == ["pull", "push"]
-    with out_of_platform(slapd):
+    with out_of_group(slapd, "platform", "erin"):
         status, body = post_token(gateway, refresh)
         assert status == 200 and granted(body) == []  # groups read again at the refresh
     slapd.stop()
@@ -205,6 +143,23 @@ def test_a_reload_rebuilds_the_client_and_forgets_remembered_logins(
 
 
 @pytest.mark.slow
+def test_a_directory_user_has_a_personal_namespace(slapd: Slapd, tmp_path: Path) -> None:
+    """`{user}` is the name the directory returned: erin gets home/erin, never heidi's."""
+    port = free_port()
+    config = directory_config(slapd, port, tmp_path)
+    config["repositories"] = [{"match": "home/{user}/**", "push": ["authenticated"]},
+                              *config["repositories"]]
+    with running_gateway(config, tmp_path / "gw", port) as gw:
+        for repository, actions in (("home/erin/tool", ["pull", "push"]),
+                                    ("home/heidi/tool", []), ("home/erin", [])):
+            status, body = post_token(gw, {
+                "grant_type": "password", "service": "gateway.test", "username": "erin",
+                "password": PASSWORDS["erin"], "scope": f"repository:{repository}:pull,push"})
+            assert status == 200, body
+            assert sorted(a for entry in token_claims(body)["access"]
+                          for a in entry["actions"]) == actions, repository
+
+
 def test_docker_login_push_pull_as_a_directory_user(
         slapd: Slapd, tmp_path: Path, registry_upstream: Upstream, docker: Docker,
         busybox_image: str) -> None:
@@ -217,4 +172,32 @@ def test_docker_login_push_pull_as_a_directory_user(
         docker.run("push", ref)
         docker.run("rmi", ref)
         docker.run("pull", ref)
+        docker.run("rmi", ref)
+
+
+@pytest.mark.slow
+def test_a_user_taken_out_of_the_group_cannot_pull_within_cache_ttl(
+        slapd: Slapd, tmp_path: Path, registry_upstream_session: Upstream, docker: Docker,
+        busybox_image: str) -> None:
+    port = free_port()
+    config = directory_config(slapd, port, tmp_path, registry_upstream_session.url)
+    config["directory"]["cache_ttl"] = CACHE_TTL
+    with running_gateway(config, tmp_path / "gw", port) as gw:
+        docker.login(gw.host, "heidi", PASSWORDS["heidi"])  # team platform by group platform
+        ref = f"{gw.host}/platform/revoked:1"
+        docker.run("tag", busybox_image, ref)
+        docker.run("push", ref)
+        docker.run("rmi", ref)
+        docker.run("pull", ref)
+        docker.run("rmi", ref)
+        with out_of_group(slapd, "platform", "heidi"):
+            started = time.monotonic()
+            binds, searches = slapd.binds(logged_dn("heidi")), directory_requests(gw, "search", "ok")
+            result = docker.run("pull", ref, check=False)
+            assert result.returncode != 0 and PULL_DENIED in result.stderr, result.stderr
+            assert time.monotonic() - started < CACHE_TTL + 5
+            # docker sent its refresh token (no password, no bind); the gateway asked again.
+            assert slapd.binds(logged_dn("heidi")) == binds
+            assert directory_requests(gw, "search", "ok") > searches
+        docker.run("pull", ref)  # back in the group: the next refresh grant sees it
         docker.run("rmi", ref)

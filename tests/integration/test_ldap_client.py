@@ -20,11 +20,11 @@ from support import Slapd, free_port
 from support.slapd import SERVICE_DN, user_dn
 from support.tls import make_certificates
 
+from gateway.config.identity_checks import directory_url_problems as url_problems
 from gateway.identity.ldap_client import (
     DirectoryClient,
     DirectoryClientSettings,
     DirectoryUnavailable,
-    url_problems,
 )
 
 ALICE = user_dn("alice")

@@ -99,3 +99,42 @@ async def test_without_redis_hits_are_counted_in_process(
     after = await cache_counts(session, gateway)
     assert (after["miss"] - before["miss"], after["hit"] - before["hit"]) == (1, 2)
     assert after["error"] == 0
+
+
+async def test_values_no_gateway_wrote_are_never_a_5xx(
+        session: aiohttp.ClientSession, redis_gateway: RunningGateway,
+        registry_upstream: Upstream, redis_server: RedisServer, tmp_path: Path) -> None:
+    """Issue 11 (sibling found with issue 12): redis-py decodes every value as UTF-8, so raw
+    bytes written into Redis raised out of the stores (a 500). Now such a value is served from
+    in-process state like any other value the gateway cannot trust. A second replica (same key,
+    nothing in process yet) reads every one of them from Redis."""
+    gw = redis_gateway
+    assert await status(session, gw, "/v2/myteam/app/tags/list", basic("alice")) == 404
+    assert await status(session, gw, "/v2/myteam/app/tags/list", basic("bob")) == 401
+    assert await status(session, gw, "/v2/", basic("alice", "wrong-1")) == 401
+    async with session.post(f"{gw.url}/v2/myteam/raw/blobs/uploads/",
+                            headers=basic("alice")) as response:
+        assert response.status == 202
+        location = response.headers["Location"]
+    raw = redis_server.client()
+    keys = raw.keys("rg:*")
+    assert {k.split(":")[1] for k in keys} >= {"d", "l", "u"}, keys
+    for key in keys:
+        if raw.type(key) == "hash":
+            raw.hset(key, mapping={field: b"\xff\xfe" for field in raw.hkeys(key)})
+        elif raw.type(key) == "string":
+            raw.set(key, b"\xff\xfe", keepttl=True)
+    with start_gateway(tmp_path / "other", registry_upstream.url, redis_url=redis_server.url,
+                       key_file=tmp_path / "token.pem") as other:
+        for replica in (gw, other):
+            assert await status(session, replica, "/v2/myteam/app/tags/list",
+                                basic("alice")) == 404
+            assert await status(session, replica, "/v2/myteam/app/tags/list",
+                                basic("bob")) == 401
+            assert await status(session, replica, "/v2/", basic("alice", "wrong-2")) == 401
+            assert await status(session, replica, "/v2/", basic("alice")) == 200
+        # alice's upload, continued on the replica that never saw it: its binding is not
+        # readable, so it is refused (never continued by a guess), not a 500.
+        other_location = location.replace(gw.url, other.url)
+        async with session.patch(other_location, data=b"x", headers=basic("alice")) as response:
+            assert response.status == 404

@@ -18,18 +18,18 @@ from gateway.policy.subject import Subject
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def account(name: str, kind: str = "user", teams: tuple[str, ...] = (), **extra: object) -> Account:
-    return Account(name, kind, b"$2b$04$hash", teams=frozenset(teams), **extra)  # type: ignore[arg-type]
+def account(name: str, kind: str = "user", **extra: object) -> Account:
+    return Account(name, kind, b"$2b$04$hash", **extra)  # type: ignore[arg-type]
 
 
 ACCOUNTS = {
     a.name: a
     for a in (
-        account("alice", teams=("myteam",)),
+        account("alice"),
         account("bob"),
         account("carol", admin=True),
-        account("dave", teams=("myteam",), disabled=True),
-        account("erin", teams=("ops",)),
+        account("dave", disabled=True),
+        account("erin"),
         account("ci-bot", kind="service", expires=NOW + timedelta(days=30)),
         account("old-bot", kind="service", expires=NOW - timedelta(days=1)),
         account("pusher"),
@@ -50,9 +50,8 @@ RULES = [
     RuleSpec(match="*/sandbox", pull=("user:bob",), push=("user:bob",)),
     RuleSpec(match="myteam/secret", pull=("user:bob",), comment="shadowed by rule 0"),
 ]
-# Teams are read from the config's `teams` section, so the table's memberships go there.
-TEAMS = {team: TeamSpec(members=tuple(sorted(a.name for a in ACCOUNTS.values() if team in a.teams)))
-         for team in sorted({t for a in ACCOUNTS.values() for t in a.teams})}
+# Teams as the config's `teams` section declares them: the one source of membership.
+TEAMS = {"myteam": TeamSpec(members=("alice", "dave")), "ops": TeamSpec(members=("erin",))}
 POLICY = Policy.build(ACCOUNTS, RULES, TEAMS)
 
 

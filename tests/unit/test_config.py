@@ -42,7 +42,7 @@ def test_minimal_config_loads_with_defaults() -> None:
 
 def test_example_config_is_valid() -> None:
     loaded = load_config(Path(__file__).parents[2] / "config" / "gateway.yaml")
-    assert len(loaded.settings.repositories) == 2
+    assert len(loaded.settings.repositories) == 3
 
 
 def test_every_problem_is_reported_with_its_location() -> None:

@@ -32,6 +32,8 @@ from gateway.state.decisions import (
     MemoryDecisionCache,
     TieredDecisionCache,
 )
+from gateway.state.identities import MemoryIdentities
+from gateway.state.identities_redis import SharedIdentities
 from gateway.state.lockout import MemoryLockoutStore, SharedLockoutStore
 from gateway.state.redis import BreakerState
 from gateway.state.stores import Stores, build_stores, open_stores
@@ -56,19 +58,21 @@ def snapshot(tmp_path: Path, **cache: Any) -> Snapshot:
 
 
 def test_without_redis_everything_is_in_process(tmp_path: Path) -> None:
-    stores = build_stores(snapshot(tmp_path).settings.cache, Metrics(), SECRET)
+    stores = build_stores(snapshot(tmp_path).settings.cache, Metrics(), SECRET, SECRET)
     assert stores.link is None
     assert isinstance(stores.decisions, MemoryDecisionCache)
     assert isinstance(stores.lockout, MemoryLockoutStore)
     assert isinstance(stores.uploads, MemoryUploadBindings)
+    assert isinstance(stores.identities, MemoryIdentities)
 
 
 async def test_with_redis_the_stores_are_shared(tmp_path: Path, redis_server: RedisServer) -> None:
     settings = snapshot(tmp_path, redis_url=redis_server.url, redis_timeout=1).settings
-    stores = build_stores(settings.cache, Metrics(), SECRET)
+    stores = build_stores(settings.cache, Metrics(), SECRET, SECRET)
     assert isinstance(stores.decisions, TieredDecisionCache)
     assert isinstance(stores.lockout, SharedLockoutStore)
     assert isinstance(stores.uploads, SharedUploadBindings)
+    assert isinstance(stores.identities, SharedIdentities)
     assert stores.link is not None and stores.link.client is None  # opened by the app
     async with open_stores(stores) as opened:
         assert opened is stores and stores.link.client is not None
@@ -84,7 +88,7 @@ async def test_with_redis_the_stores_are_shared(tmp_path: Path, redis_server: Re
 async def test_a_redis_that_is_down_at_start_does_not_stop_the_app(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     settings = snapshot(tmp_path, redis_url=url).settings
-    stores = build_stores(settings.cache, Metrics(), SECRET)
+    stores = build_stores(settings.cache, Metrics(), SECRET, SECRET)
     async with open_stores(stores):
         assert stores.link is not None
         assert stores.link.breaker.state is BreakerState.OPEN
@@ -103,7 +107,7 @@ async def running(request: pytest.FixtureRequest,
         cache |= {"redis_url": server.url, "redis_timeout": 1}
     path = write(tmp_path / "gateway.yaml", config_for(**cache))
     holder = ConfigHolder(path, build_snapshot(load_config(path)))
-    stores = build_stores(holder.current.settings.cache, Metrics(), SECRET)
+    stores = build_stores(holder.current.settings.cache, Metrics(), SECRET, SECRET)
     async with open_stores(stores):
         yield holder, stores
 
