@@ -40,6 +40,12 @@ def auditable_username(username: str | None) -> str | None:
     return username
 
 
+def lockout_name(username: str) -> str:
+    """The name failures are counted under: a directory matches names ignoring case and extra
+    spaces (LDAP's caseIgnoreMatch), so `Erin` and ` ERIN` must not each get their own tries."""
+    return " ".join(username.casefold().split())
+
+
 class AccessService:
     def __init__(self, tokens: TokenAuthority, identities: IdentityBackends, decider: Decider,
                  lockout: LockoutStore, metrics: Metrics, audit: AuditLog,
@@ -71,7 +77,7 @@ class AccessService:
         """A password check by whichever backend owns the name, with lockout per (name, client)."""
         if not rs.passwords_allowed:
             return self.refuse(rs, AuthFailure.INSECURE_TRANSPORT)
-        key = f"{username}\x1f{rs.client}"
+        key = f"{lockout_name(username)}\x1f{rs.client}"
         locked = await self._lockout.locked_for(key)
         if locked is not None:
             return self.refuse(rs, AuthFailure.LOCKED_OUT, username, locked)

@@ -143,6 +143,23 @@ def test_a_reload_rebuilds_the_client_and_forgets_remembered_logins(
 
 
 @pytest.mark.slow
+def test_lockout_counts_a_directory_name_in_any_case_and_then_spares_the_directory(
+        slapd: Slapd, tmp_path: Path) -> None:
+    """The directory matches `Erin` and ` ERIN` to erin: they share her failures; once locked
+    out, even the right password is refused without a bind (no spraying through the gateway)."""
+    port = free_port()
+    config = directory_config(slapd, port, tmp_path)
+    config["auth"] = {"lockout": {"max_failures": 3, "window": 60, "cooldown": 60}}
+    with running_gateway(config, tmp_path / "gw", port) as gw:
+        for attempt, typed in enumerate(("erin", "Erin", " ERIN")):
+            assert token(gw, typed, f"wrong-{attempt}")[0] == 401
+        binds = slapd.binds(user_dn("erin"))
+        status, _ = token(gw, "erin", PASSWORDS["erin"])
+        assert status == 429
+        assert slapd.binds(user_dn("erin")) == binds
+        assert token(gw, "heidi", PASSWORDS["heidi"])[0] == 200  # only erin is locked out
+
+
 def test_a_directory_user_has_a_personal_namespace(slapd: Slapd, tmp_path: Path) -> None:
     """`{user}` is the name the directory returned: erin gets home/erin, never heidi's."""
     port = free_port()
