@@ -7,17 +7,15 @@ reload that changes rules or accounts makes new keys, and old entries age out of
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from gateway.config.schema import CacheSettings
 from gateway.state.redis import RedisLink, RedisUnavailable
+from gateway.state.signed import ValueSigner
 from gateway.state.ttlmap import TTLMap
 
 STORE = "decisions"
-TAG_CHARS = 32
 
 
 class DecisionKey(NamedTuple):
@@ -96,28 +94,18 @@ class RedisDecisions:
 
     def __init__(self, link: RedisLink, secret: bytes) -> None:
         self._link = link
-        self._secret = secret
-
-    def _tag(self, name: str, encoded: str) -> str:
-        mac = hmac.new(self._secret, f"{name}\0{encoded}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:TAG_CHARS]
+        self._signer = ValueSigner(secret)
 
     async def get(self, key: DecisionKey) -> CachedDecision | None:
         """The stored decision, None if absent or not ours; RedisUnavailable if Redis failed."""
         name = key.redis_key()
         raw = await self._link.run(STORE, lambda client: client.get(name))
-        if not isinstance(raw, str):
-            return None
-        encoded, _, tag = raw.rpartition(":")
-        if not hmac.compare_digest(tag.encode("utf-8", "surrogateescape"),
-                                   self._tag(name, encoded).encode()):
-            return None
-        return CachedDecision.decode(encoded)
+        encoded = self._signer.open(name, raw)
+        return None if encoded is None else CachedDecision.decode(encoded)
 
     async def put(self, key: DecisionKey, value: CachedDecision, ttl: int) -> None:
         name = key.redis_key()
-        encoded = value.encode()
-        signed = f"{encoded}:{self._tag(name, encoded)}"
+        signed = self._signer.sign(name, value.encode())
         await self._link.run(STORE, lambda client: client.set(name, signed, ex=ttl))
 
 

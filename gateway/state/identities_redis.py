@@ -24,9 +24,9 @@ from gateway.state.identities import (
     usable,
 )
 from gateway.state.redis import RedisLink, RedisUnavailable
+from gateway.state.signed import ValueSigner
 
 STORE = "identities"
-TAG_CHARS = 32
 SUBJECT_PREFIX = "rg:i:s:"
 LINK_PREFIX = "rg:i:c:"
 
@@ -77,22 +77,12 @@ class RedisIdentities:
 
     def __init__(self, link: RedisLink, secret: bytes) -> None:
         self._link = link
-        self._tag_secret = hmac.new(secret, b"redis value tag", hashlib.sha256).digest()
-
-    def _tag(self, name: str, encoded: str) -> str:
-        mac = hmac.new(self._tag_secret, f"{name}\0{encoded}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:TAG_CHARS]
+        self._signer = ValueSigner(hmac.new(secret, b"redis value tag", hashlib.sha256).digest())
 
     async def _get(self, name: str) -> str | None:
         """The verified content under `name`; None if absent or not ours. RedisUnavailable."""
-        raw = await self._link.run(STORE, lambda client: client.get(name))
-        if not isinstance(raw, str):
-            return None
-        encoded, _, tag = raw.rpartition(":")
-        if not hmac.compare_digest(tag.encode("utf-8", "surrogateescape"),
-                                   self._tag(name, encoded).encode()):
-            return None
-        return encoded
+        raw: object = await self._link.run(STORE, lambda client: client.get(name))
+        return self._signer.open(name, raw)
 
     async def link(self, key: str) -> CredentialLink | None:
         encoded = await self._get(LINK_PREFIX + key)
@@ -106,7 +96,7 @@ class RedisIdentities:
                   identity: Remembered, ttl: int) -> None:
         values = {LINK_PREFIX + link_key: encode_link(link),
                   SUBJECT_PREFIX + subject_key: encode_subject(identity)}
-        signed = {name: f"{encoded}:{self._tag(name, encoded)}" for name, encoded in values.items()}
+        signed = {name: self._signer.sign(name, encoded) for name, encoded in values.items()}
 
         async def write(client: Any) -> None:
             async with client.pipeline(transaction=False) as pipe:
