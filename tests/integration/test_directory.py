@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import Docker, Slapd, Upstream, free_port
+from support.credentials import basic
 from support.directory import (
     SCOPE,
     directory_config,
@@ -143,6 +146,28 @@ def test_a_reload_rebuilds_the_client_and_forgets_remembered_logins(
 
 
 @pytest.mark.slow
+def test_a_wrong_password_and_an_unknown_name_look_alike(gateway: RunningGateway,
+                                                         slapd: Slapd) -> None:
+    """Same status, same bytes, and the same directory work (one search, one bind: an unknown
+    name binds against a dummy DN), so neither answer nor traffic tells who exists."""
+    def attempt(user: str) -> tuple[int, bytes, float, int]:
+        searches, binds = (directory_requests(gateway, "search", "ok"),
+                           directory_requests(gateway, "bind", "ok"))
+        total = slapd.binds()
+        request = urllib.request.Request(f"{gateway.url}/v2/", headers=basic(user, "wrong"))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=20)
+        body = refused.value.read()
+        work = (directory_requests(gateway, "search", "ok") - searches,
+                directory_requests(gateway, "bind", "ok") - binds)
+        return refused.value.code, body, work[0] + 10 * work[1], slapd.binds() - total
+
+    attempt("heidi")  # opens the search account's pooled connection (its own bind)
+    known, unknown = attempt("erin"), attempt("nobody-here")
+    assert known == unknown
+    assert known[0] == 401 and known[2:] == (11, 1)  # one search and one bind
+
+
 def test_lockout_counts_a_directory_name_in_any_case_and_then_spares_the_directory(
         slapd: Slapd, tmp_path: Path) -> None:
     """The directory matches `Erin` and ` ERIN` to erin: they share her failures; once locked
