@@ -5,7 +5,9 @@
 
 For trying an optimisation: both trees run at once, on the same upstream, in the same minutes of a
 noisy machine, so the ratio B/A means something even when the absolute numbers wander. Direct
-(the registry itself) runs alongside as the reference.
+(the registry itself) runs alongside as the reference. `--cache off` (the default) or `on` sets
+`cache.manifests.enabled` in both trees' configs (a tree without the key runs as it is: no cache),
+so the manifest rows, which repeat one manifest, measure what they say.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from run import QUICK, Bench, Results, log, machine  # noqa: E402
 from stack import Gateway, gateway_config, running_stack  # noqa: E402
 from support.procs import free_port  # noqa: E402
+from variants import set_cache  # noqa: E402
 
 
 def main() -> int:
@@ -30,6 +33,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--load-seconds", type=float, default=4)
     parser.add_argument("--only", default="blob_get,blob_put,pulls16,manifest_bearer,manifest_basic,latency")
+    parser.add_argument("--cache", choices=("off", "on"), default="off",
+                        help="cache.manifests.enabled in both trees (default off: the proxied path)")
     args = parser.parse_args()
     plan = QUICK.__class__(**{**QUICK.__dict__, "rounds": args.rounds, "load_rounds": args.rounds,
                               "latency_rounds": args.rounds, "load_seconds": args.load_seconds,
@@ -39,8 +44,9 @@ def main() -> int:
         extra = []
         for name, src in (("A", args.a), ("B", args.b)):
             port = free_port()
-            gateway = Gateway(stack.workdir, port, gateway_config(stack.upstream.url, port,
-                              stack.workdir, stack.redis.url), name=f"ab-{name}", src=src)
+            config = gateway_config(stack.upstream.url, port, stack.workdir, stack.redis.url)
+            log(f"{name} ({src}): {set_cache(stack, config, args.cache == 'on', src)}")
+            gateway = Gateway(stack.workdir, port, config, name=f"ab-{name}", src=src)
             gateway.start()
             extra.append(gateway)
         try:

@@ -6,7 +6,7 @@
 
 `cycle_tag` / `cycle_digest`: issue 14's workload (1,000 manifests over 100 repositories, one
 token per repository, wrk c=32 cycling them by tag or by digest), every GET a miss that goes
-upstream (a gateway with a content cache runs with it off unless --with-cache). The CPU per
+upstream. The CPU per
 request is measured first without the profiler, then the profiled run's
 samples are split into the parts of a request (bench/cpusplit.py) and priced in microseconds.
 
@@ -14,6 +14,8 @@ Starts the same stack as bench/run.py, puts the workload on the gateway while `p
 samples it (native frames off, idle frames off), and prints the functions that hold the most
 samples: inclusive (the function and what it calls) and self. The collapsed stacks are kept for
 a flame graph or speedscope (`--out`; speedscope imports the collapsed format as it is).
+Every workload runs with `cache.manifests.enabled: false` (the miss path) unless --with-cache,
+which sets it true; a gateway tree without the key runs as it is (it has no cache).
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("profile.collapsed"))
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--with-cache", action="store_true",
-                        help="keep the gateway's content cache (default: off, the miss path)")
+                        help="run the gateway with its content cache on (default: off, "
+                             "the miss path)")
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--load-wait", type=float, default=300)
     args = parser.parse_args()
@@ -133,15 +136,14 @@ def main() -> int:
     load, _ = wait_for_quiet(args.max_load, args.load_wait)
     print(f"load average at the start: {load:.2f}")
     with running_stack() as stack:
+        # Explicit either way (a gateway's default is on): off, every GET goes upstream.
+        baseline_without_cache(stack, enabled=args.with_cache)
         pid = stack.gateway.pid
         if not args.workload.startswith("cycle_"):
             work = threading.Thread(target=workload, args=(stack, args.workload, args.seconds))
             record(py_spy, pid, args.out, args.seconds, work)
             print(summarize(args.out, args.top))
             return 0
-        if not args.with_cache:
-            baseline_without_cache(stack)  # every GET goes upstream
-            pid = stack.gateway.pid
         cycled = Cycled(stack, args.workload.removeprefix("cycle_"))
         cycled.cpu_per_request(2)  # warm: connections, token and decision caches
         plain_us, plain_rps = cycled.cpu_per_request(args.seconds)

@@ -27,6 +27,7 @@ from nginx import Nginx  # noqa: E402
 from run import QUICK, Bench, Results, log, machine  # noqa: E402
 from stack import Gateway, gateway_config, process_tree, running_stack  # noqa: E402
 from support.procs import free_port  # noqa: E402
+from variants import baseline_without_cache, set_cache  # noqa: E402
 
 BALANCER_EXTRA = """
         location /token {
@@ -48,6 +49,7 @@ def main() -> int:
                    load_seconds=args.seconds)
     results = Results(machine(), {})
     with running_stack() as stack, contextlib.ExitStack() as cleanup:
+        baseline_without_cache(stack)  # one manifest, repeated: the proxied path, not the cache
         lb_ports = {1: free_port(), 2: free_port()}
         replicas: list[Gateway] = []
         for i in range(2):
@@ -57,6 +59,7 @@ def main() -> int:
             # X-Forwarded-For (so lockout counts the real client).
             config["server"]["trusted_proxies"] = ["127.0.0.1/32"]
             config["server"]["public_url"] = f"http://127.0.0.1:{lb_ports[2]}"
+            set_cache(stack, config, False)
             gateway = Gateway(stack.workdir, port, config, name=f"replica{i}")
             gateway.start()
             cleanup.callback(gateway.stop)

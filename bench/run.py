@@ -87,8 +87,9 @@ class Bench:
     def setup(self) -> None:
         direct = self.stack.direct()
         log("seeding the upstream: blobs and a manifest")
-        for blob in (self.big, *self.small, self.huge):
-            push_blob(direct, REPOSITORY, blob)
+        with ThreadPoolExecutor(3) as pool:  # the registry hashes each: two cores, not one
+            list(pool.map(lambda blob: push_blob(direct, REPOSITORY, blob),
+                          (self.huge, self.big, *self.small)))
         self.manifest_digest, _ = push_image(direct, REPOSITORY, "v1", Blob(3, 4096))
         for path in self.paths:
             check_manifest(path, REPOSITORY, "v1", self.manifest_digest)
@@ -231,9 +232,12 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep logs and configs")
     parser.add_argument("--max-load", type=float, default=1.0,
                         help="start once the 1-minute load average is below this (default 1)")
-    parser.add_argument("--load-wait", type=float, default=300,
-                        help="wait at most this many seconds for it, then start anyway (300)")
+    parser.add_argument("--load-wait", type=float, default=None,
+                        help="wait at most this many seconds for it, then start anyway "
+                             "(300; 60 with --quick)")
     args = parser.parse_args(argv)
+    if args.load_wait is None:
+        args.load_wait = 60.0 if args.quick else 300.0
     args.sections = [s for s in args.only.split(",") if s]
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:

@@ -40,40 +40,54 @@ def cache_section(enabled: bool) -> dict[str, Any]:
     return {"manifests": {"enabled": enabled, "max_bytes": CACHE_MAX_BYTES}}
 
 
-def _check_config(workdir: Path, name: str, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+def _check_config(workdir: Path, name: str, config: dict[str, Any],
+                  src: Path = GATEWAY_SRC) -> subprocess.CompletedProcess[str]:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return subprocess.run([sys.executable, "-m", "gateway", "check-config", "--config", str(path)],
                           capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, "PYTHONPATH": str(GATEWAY_SRC)},
+                          env={**os.environ, "PYTHONPATH": str(src)},
                           cwd=workdir)  # not the checkout: `-m` imports from the cwd first
 
 
-def cache_supported(stack: Stack) -> bool:
-    """Whether the gateway accepts `cache.manifests`; an error if it accepts no config at all."""
+def cache_supported(stack: Stack, src: Path = GATEWAY_SRC) -> bool:
+    """Whether the gateway (of source tree `src`) accepts `cache.manifests`; an error if it
+    accepts no config at all."""
     base = gateway_config(stack.upstream.url, free_port(), stack.workdir, stack.redis.url)
     probe = copy.deepcopy(base)
     probe["cache"].update(cache_section(False))
-    if _check_config(stack.workdir, "probe-cache", probe).returncode == 0:
+    if _check_config(stack.workdir, "probe-cache", probe, src).returncode == 0:
         return True
-    plain = _check_config(stack.workdir, "probe-plain", base)
+    plain = _check_config(stack.workdir, "probe-plain", base, src)
     if plain.returncode != 0:
         raise RuntimeError(f"check-config refuses even the plain bench config:\n{plain.stdout}"
                            f"{plain.stderr}")
     return False
 
 
-def baseline_without_cache(stack: Stack) -> None:
+def set_cache(stack: Stack, config: dict[str, Any], enabled: bool,
+              src: Path = GATEWAY_SRC) -> str:
+    """Put `cache.manifests.enabled` in `config` when the tree `src` knows the key; what the
+    gateway then runs with, for the log ("cache off", "cache on" or "no cache")."""
+    if not cache_supported(stack, src):
+        return "no cache (the tree has no cache.manifests)"
+    config["cache"].update(cache_section(enabled))
+    return "cache on" if enabled else "cache off"
+
+
+def baseline_without_cache(stack: Stack, enabled: bool = False) -> None:
     """The first table is the proxied path, as in earlier runs: a gateway that has a content
     cache runs it with `cache.manifests.enabled: false` (its rows repeat one manifest, which a
-    cache would answer; issue 14's table measures the cache on a workload made for it)."""
-    if not cache_supported(stack):
-        return
+    cache would answer; issue 14's table measures the cache on a workload made for it).
+    `enabled` True (bench/profile.py --with-cache): explicitly on."""
     gateway = stack.gateway
-    gateway.stop()
-    gateway.config["cache"].update(cache_section(False))
-    gateway.start()
-    log("the gateway has cache.manifests: the first table runs it with the cache off")
+    config = copy.deepcopy(gateway.config)
+    state = set_cache(stack, config, enabled, gateway.src)
+    if config != gateway.config:
+        gateway.stop()
+        gateway.config = config
+        gateway.start()
+    log(f"the gateway ({gateway.name}) runs with {state}")
 
 
 @dataclass(frozen=True)

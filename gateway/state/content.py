@@ -13,7 +13,9 @@ before, stored after) is stale at its first lookup. Pub/sub would be one fewer r
 hit, but its delivery is asynchronous (a replica may answer before it has read the message) and
 lost while a subscriber reconnects, so "at once" would not hold. While Redis is down, tags are
 not resolved at all and digests are served per process (content by digest does not change; a
-delete through another replica is then seen within `ttl`).
+delete through another replica is then seen within `ttl`). A tag one replica learnt is shared
+through Redis too (signed, under its generation, expiring after `tag_ttl`), so the replicas ask
+the upstream once per tag per `tag_ttl`, not once each.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
+import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -34,7 +37,10 @@ BLOB_LIMIT = 64 * 1024
 # Beyond this many repositories with a local generation, all are forgotten at once (a new
 # epoch): every entry is then stale, which is only a miss.
 MAX_LOCAL_GENERATIONS = 100_000
-ENTRY_OVERHEAD = 768
+# What an entry costs beyond its body and headers: the entry, its key and generation, the map's
+# node, malloc's share. Calibrated by bench/run.py's RSS row (2,300 distinct 32 KiB manifests
+# through a replica: RSS grew ~36.1 KB per entry held, its body and header objects ~33.9 KB).
+ENTRY_OVERHEAD = 2048
 
 
 class ContentKey(NamedTuple):
@@ -64,9 +70,12 @@ class ContentEntry:
 
     @property
     def size(self) -> int:
-        """Bytes counted against `max_bytes`: body, headers and what Python spends around them
-        (objects, the key, the map's node: ~1 KiB per entry with the headers, by tracemalloc)."""
-        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + ENTRY_OVERHEAD
+        """Bytes counted against `max_bytes`: the body and header objects as Python holds them,
+        plus ENTRY_OVERHEAD, so that `max_bytes` bounds the memory the cache takes."""
+        return (sys.getsizeof(self.body) + sys.getsizeof(self.headers)
+                + sum(sys.getsizeof(pair) + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+                      for pair in self.headers)
+                + ENTRY_OVERHEAD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +86,14 @@ class View:
     repository: str
     generation: str | None
     failed: bool = False
+    shared_tag: tuple[str, str] | None = None  # (tag, digest) another replica learnt
 
 
 class ContentCache(Protocol):
-    async def view(self, repository: str) -> View: ...
+    async def view(self, repository: str, tag: str | None = None) -> View:
+        """The repository's generation; with `tag`, also the replicas' shared answer for it
+        when this process has none."""
+        ...
 
     async def get(self, view: View, key: ContentKey,
                   settings: ContentCacheSettings) -> ContentEntry | None: ...
@@ -96,8 +109,8 @@ class ContentCache(Protocol):
     async def put(self, view: View, key: ContentKey, entry: ContentEntry,
                   settings: ContentCacheSettings) -> None: ...
 
-    def put_tag(self, view: View, tag: str, digest: str,
-                settings: ContentCacheSettings) -> None: ...
+    async def put_tag(self, view: View, tag: str, digest: str,
+                      settings: ContentCacheSettings) -> None: ...
 
     async def invalidate(self, repository: str, key: ContentKey | None) -> bool:
         """Forget `key` and every tag of `repository`, on every replica; False if other
@@ -143,13 +156,16 @@ class TieredContentCache:
     def bytes_held(self) -> int:
         return self.memory.bytes
 
-    async def view(self, repository: str) -> View:
+    async def view(self, repository: str, tag: str | None = None) -> View:
         if self.shared is None:
             return View(repository, self._local.current(repository))
+        if tag is not None and self.memory.has_tag(repository, tag):
+            tag = None  # held here (its generation is checked when it is read)
         try:
-            return View(repository, await self.shared.generation(repository))
+            generation, digest = await self.shared.generation(repository, tag)
         except RedisUnavailable:
             return View(repository, None, failed=True)
+        return View(repository, generation, shared_tag=(tag, digest) if tag and digest else None)
 
     async def get(self, view: View, key: ContentKey,
                   settings: ContentCacheSettings) -> ContentEntry | None:
@@ -176,7 +192,10 @@ class TieredContentCache:
     def tag(self, view: View, tag: str) -> str | None:
         if view.generation is None:
             return None
-        return self.memory.tag(view.repository, tag, view.generation)
+        held = self.memory.tag(view.repository, tag, view.generation)
+        if held is None and view.shared_tag is not None and view.shared_tag[0] == tag:
+            return view.shared_tag[1]  # signed, of this generation, within tag_ttl (Redis's TTL)
+        return held
 
     async def put(self, view: View, key: ContentKey, entry: ContentEntry,
                   settings: ContentCacheSettings) -> None:
@@ -188,10 +207,17 @@ class TieredContentCache:
                 await self.shared.put(key, (entry.media_type, entry.headers, entry.body),
                                       view.generation, settings.ttl)
 
-    def put_tag(self, view: View, tag: str, digest: str,
-                settings: ContentCacheSettings) -> None:
-        if view.generation is not None and settings.tag_ttl > 0:
-            self.memory.put_tag(view.repository, tag, digest, view.generation, settings.tag_ttl)
+    async def put_tag(self, view: View, tag: str, digest: str,
+                      settings: ContentCacheSettings) -> None:
+        """Learnt from the upstream's answer just now: trusted for `tag_ttl` here and, through
+        Redis, by every replica (so the replicas ask the upstream once per tag, not once each)."""
+        if view.generation is None or settings.tag_ttl <= 0:
+            return
+        self.memory.put_tag(view.repository, tag, digest, view.generation, settings.tag_ttl)
+        if self.shared is not None and settings.redis:
+            with contextlib.suppress(RedisUnavailable):
+                await self.shared.put_tag(view.repository, tag, digest, view.generation,
+                                          settings.tag_ttl)
 
     async def invalidate(self, repository: str, key: ContentKey | None) -> bool:
         if key is not None:

@@ -75,6 +75,10 @@ class MemoryContent(Generic[K, V]):
             return None
         return found[1]
 
+    def has_tag(self, repository: str, tag: str) -> bool:
+        """Whether a tag is held, under any generation."""
+        return (repository, tag) in self._tags
+
     def put_tag(self, repository: str, tag: str, digest: str, generation: str,
                 ttl: float) -> None:
         self._tags.put((repository, tag), (generation, digest), ttl)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import secrets
 from typing import Any
@@ -20,9 +18,9 @@ from redis.asyncio import Redis
 
 from gateway.state.generations import GenerationReads, generation_key
 from gateway.state.redis import RedisLink
+from gateway.state.signed import ValueSigner
 
 STORE = "content"
-TAG_CHARS = 32
 # A generation outlives every entry filled before it was written (ttl is at most a day), so an
 # expired generation key can never make an older entry current again.
 GENERATION_LIFETIME = 2 * 86400
@@ -36,31 +34,41 @@ def _entry_key(key: tuple[str, str, str]) -> str:
     return "rg:c:e:" + "\x1f".join((kind, repository, digest))
 
 
+def _tag_key(repository: str, tag: str) -> str:
+    return "rg:c:t:" + "\x1f".join((repository, tag))
+
+
 class RedisContent:
     def __init__(self, link: RedisLink, secret: bytes) -> None:
         self._link = link
-        self._secret = secret
+        self._signer = ValueSigner(secret)
         self._generations = GenerationReads(link, STORE)
 
-    def _tag(self, name: str, payload: str) -> str:
-        mac = hmac.new(self._secret, f"{name}\0{payload}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:TAG_CHARS]
+    async def generation(self, repository: str, tag: str | None = None) -> tuple[str, str | None]:
+        """The epoch and the repository's generation, and the digest a replica learnt for `tag`
+        under it (signed, within `tag_ttl`), read together; RedisUnavailable if Redis failed."""
+        name = _tag_key(repository, tag) if tag is not None else None
+        generation, raw = await self._generations.read(repository, name)
+        payload = self._signer.open(name, raw) if name is not None else None
+        if payload is None:
+            return generation, None
+        stored, _, digest = payload.partition(" ")
+        return generation, digest if stored == generation else None
 
-    async def generation(self, repository: str) -> str:
-        """The epoch and the repository's generation; RedisUnavailable if Redis failed."""
-        return await self._generations.read(repository)
+    async def put_tag(self, repository: str, tag: str, digest: str, generation: str,
+                      ttl: int) -> None:
+        """Share a tag this replica learnt under `generation` for `ttl` seconds."""
+        name = _tag_key(repository, tag)
+        payload = f"{generation} {digest}"  # neither holds a space
+        signed = self._signer.sign(name, payload)
+        await self._link.run(STORE, lambda client: client.set(name, signed, ex=ttl))
 
     async def get(self, key: tuple[str, str, str], generation: str) -> Found | None:
         """The stored answer if it is ours and of this generation (the body not yet re-hashed)."""
         name = _entry_key(key)
-        raw = await self._link.run(STORE, lambda client: client.get(name))
-        if not isinstance(raw, str):
-            return None
-        tag, _, payload = raw.partition(":")
-        if not hmac.compare_digest(tag.encode("utf-8", "surrogateescape"),
-                                   self._tag(name, payload).encode()):
-            return None
-        return _decode(payload, generation)
+        raw: object = await self._link.run(STORE, lambda client: client.get(name))
+        payload = self._signer.open(name, raw)
+        return None if payload is None else _decode(payload, generation)
 
     async def put(self, key: tuple[str, str, str], found: Found, generation: str,
                   ttl: int) -> None:
@@ -68,7 +76,7 @@ class RedisContent:
         media_type, headers, body = found
         payload = json.dumps([generation, media_type, headers, base64.b64encode(body).decode()],
                              separators=(",", ":"))
-        signed = f"{self._tag(name, payload)}:{payload}"
+        signed = self._signer.sign(name, payload)
         await self._link.run(STORE, lambda client: client.set(name, signed, ex=ttl))
 
     async def invalidate(self, repository: str, key: tuple[str, str, str] | None) -> None:

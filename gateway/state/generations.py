@@ -4,7 +4,8 @@ turn of the event loop share one MGET.
 A hit costs one Redis round trip for its repository's generation, and redis-py's per-command
 overhead (~150 us of CPU) would be most of a hit's cost. The batch is sent only after every
 request in it asked, so each still reads a generation at least as new as its own arrival: an
-invalidation that finished before a request arrived is always seen.
+invalidation that finished before a request arrived is always seen. A by-tag lookup that has
+no tag in process reads the replicas' shared tag in the same MGET.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from redis.asyncio import Redis
 from gateway.state.redis import RedisLink
 
 EPOCH_KEY = "rg:c:epoch"
-MAX_BATCH = 256  # repositories per MGET; the rest wait for the next one
+MAX_BATCH = 256  # keys per MGET; the rest wait for the next one
 
 
 def generation_key(repository: str) -> str:
@@ -29,25 +30,40 @@ class GenerationReads:
     def __init__(self, link: RedisLink, store: str) -> None:
         self._link = link
         self._store = store
-        self._waiting: dict[str, list[asyncio.Future[str]]] = {}
+        # Redis key -> the futures waiting for (epoch, its value)
+        self._waiting: dict[str, list[asyncio.Future[tuple[str, object]]]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
-    async def read(self, repository: str) -> str:
-        """`epoch/generation` of `repository`; RedisUnavailable if Redis failed."""
+    async def read(self, repository: str, extra: str | None = None) -> tuple[str, object]:
+        """`epoch/generation` of `repository`, and the value of the key `extra` (None if not
+        asked or absent), read in one batch; RedisUnavailable if Redis failed."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
-        self._waiting.setdefault(repository, []).append(future)
+        asked = self._ask(generation_key(repository), loop)
+        also = self._ask(extra, loop) if extra is not None else None
+        try:
+            epoch, value = await asked
+        except BaseException:
+            if also is not None and not also.cancel():
+                also.exception()  # already failed with the same batch: retrieved, not logged
+            raise
+        generation = f"{epoch}/{value if isinstance(value, str) else ''}"
+        return generation, (await also)[1] if also is not None else None
+
+    def _ask(self, name: str, loop: asyncio.AbstractEventLoop
+             ) -> asyncio.Future[tuple[str, object]]:
+        future: asyncio.Future[tuple[str, object]] = loop.create_future()
+        self._waiting.setdefault(name, []).append(future)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._send_batch, loop)  # after the requests already runnable
-        return await future
+        return future
 
     def _send_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._scheduled = False
         batch = dict(list(self._waiting.items())[:MAX_BATCH])
-        for repository in batch:
-            del self._waiting[repository]
+        for name in batch:
+            del self._waiting[name]
         if self._waiting:
             self._scheduled = True
             loop.call_soon(self._send_batch, loop)
@@ -55,13 +71,12 @@ class GenerationReads:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _answer(self, batch: dict[str, list[asyncio.Future[str]]]) -> None:
-        names = [EPOCH_KEY, *(generation_key(r) for r in batch)]
+    async def _answer(self, batch: dict[str, list[asyncio.Future[tuple[str, object]]]]) -> None:
+        names = [EPOCH_KEY, *batch]
         try:
             values = await self._link.run(self._store, _mget(names))
-            epoch = values[0]
-            if not isinstance(epoch, str):
-                epoch = await self._link.run(self._store, _new_epoch)
+            epoch = values[0] if isinstance(values[0], str) else await self._link.run(
+                self._store, _new_epoch)
         except Exception as failure:  # RedisUnavailable, or anything a waiter must not hang on
             for futures in batch.values():
                 for future in futures:
@@ -69,10 +84,9 @@ class GenerationReads:
                         future.set_exception(failure)
             return
         for value, futures in zip(values[1:], batch.values(), strict=True):
-            generation = f"{epoch}/{value if isinstance(value, str) else ''}"
             for future in futures:
                 if not future.done():
-                    future.set_result(generation)
+                    future.set_result((epoch, value))
 
 
 def _mget(names: list[str]) -> Callable[[Redis], Awaitable[list[object]]]:

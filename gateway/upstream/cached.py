@@ -130,7 +130,7 @@ class CachedForwarder:
                                  and self._large.get(self._key(read, read.digest))):
             self._results["bypass"].inc()
             return await self._forwarder.forward(request, path_qs)
-        view = await self._cache.view(read.repository)
+        view = await self._cache.view(read.repository, read.tag if settings.redis else None)
         digest = read.digest or (self._cache.tag(view, read.tag) if read.tag else None)
         entry = await self._cache.get(view, self._key(read, digest), settings) if digest else None
         if entry is not None:
@@ -192,7 +192,7 @@ class CachedForwarder:
         if media_type not in (LIST_TYPE, INDEX_TYPE) and LIST_TYPE not in read.accepted \
                 and await self._tag_target(read.repository, tag) != digest:
             return
-        self._cache.put_tag(view, tag, digest, settings)
+        await self._cache.put_tag(view, tag, digest, settings)
 
     async def _tag_target(self, repository: str, tag: str) -> str | None:
         client = self._forwarder.client

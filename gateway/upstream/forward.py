@@ -69,6 +69,8 @@ class Forwarder:
         public = urlsplit(public_url)
         self._forwarded = {"X-Forwarded-Proto": public.scheme, "X-Forwarded-Host": public.netloc}
         self._metrics = client.metrics
+        self._download = client.metrics.bytes.labels("download")  # looked up once, not per request
+        self._upload = client.metrics.bytes.labels("upload")
 
     def rewrite_location(self, value: str) -> str:
         base = self.client.base
@@ -241,9 +243,9 @@ class Forwarder:
 
     def _result(self, response: web.StreamResponse, headers: CIMultiDict[str], sent: int,
                 counter: _ByteCounter | None) -> Forwarded:
-        self._metrics.bytes.labels("download").inc(sent)
+        self._download.inc(sent)
         received = counter.count if counter is not None else 0
-        self._metrics.bytes.labels("upload").inc(received)
+        self._upload.inc(received)
         return Forwarded(response, response.status, headers, sent, received)
 
 

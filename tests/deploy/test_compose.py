@@ -121,7 +121,8 @@ def _status(url: str) -> int:
         with urllib.request.urlopen(f"http://{url}", timeout=5) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:
+            return exc.code
 
 
 @pytest.fixture(scope="module")

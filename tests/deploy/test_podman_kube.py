@@ -125,7 +125,8 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:
+            return exc.code, exc.read()
 
 
 def _basic(user: str, password: str) -> dict[str, str]:

@@ -114,6 +114,20 @@ async def test_a_replica_answers_from_what_the_other_stored(
     assert upstream_requests(registry_upstream_session, path) == before
 
 
+async def test_a_tag_one_replica_learnt_serves_the_other_without_asking_the_upstream(
+        trio: Trio, registry_upstream_session: Upstream) -> None:
+    image = seeded(registry_upstream_session, "myteam/cc-sharedtag")
+    tag = "/v2/myteam/cc-sharedtag/manifests/v1"
+    first = await get(trio.one, tag)
+    assert first.header("Docker-Content-Digest") == image.manifest_digest
+    before = upstream_requests(registry_upstream_session, tag)
+    hits = content_counts(trio.two.url)["hit"]
+    answer = await get(trio.two, tag)
+    assert upstream_requests(registry_upstream_session, tag) == before
+    assert content_counts(trio.two.url)["hit"] == hits + 1
+    assert answer.comparable() == first.comparable()
+
+
 async def test_an_accept_without_the_cached_type_goes_upstream(
         trio: Trio, registry_upstream_session: Upstream) -> None:
     image = seeded(registry_upstream_session, "myteam/cc-accept")

@@ -157,7 +157,8 @@ def test_a_wrong_password_and_an_unknown_name_look_alike(gateway: RunningGateway
         request = urllib.request.Request(f"{gateway.url}/v2/", headers=basic(user, "wrong"))
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=20)
-        body = refused.value.read()
+        with refused.value:
+            body = refused.value.read()
         work = (directory_requests(gateway, "search", "ok") - searches,
                 directory_requests(gateway, "bind", "ok") - binds)
         return refused.value.code, body, work[0] + 10 * work[1], slapd.binds() - total

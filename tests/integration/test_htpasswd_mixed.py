@@ -56,7 +56,8 @@ def login_status(port: int, user: str, password: str | None = None) -> int:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:
+            return exc.code
 
 
 def metric_total(port: int, fragment: str) -> float:

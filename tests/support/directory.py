@@ -51,7 +51,8 @@ def token(gateway: RunningGateway, user: str, password: str) -> tuple[int, dict[
         with urllib.request.urlopen(request, timeout=20) as response:
             return int(response.status), json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        with exc:  # closes the response it holds (its socket otherwise waits for the GC)
+            return exc.code, json.loads(exc.read() or b"{}")
 
 
 def granted(body: dict[str, Any]) -> list[str]:
@@ -86,7 +87,8 @@ def v2_status(gateway: RunningGateway, user: str, password: str) -> tuple[int, s
         with urllib.request.urlopen(request, timeout=20) as response:
             return int(response.status), ""
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:
+            return exc.code, exc.read().decode()
 
 
 def post_token(gateway: RunningGateway, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -96,7 +98,8 @@ def post_token(gateway: RunningGateway, form: dict[str, str]) -> tuple[int, dict
         with urllib.request.urlopen(request, timeout=20) as response:
             return int(response.status), json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        with exc:  # closes the response it holds (its socket otherwise waits for the GC)
+            return exc.code, json.loads(exc.read() or b"{}")
 
 
 def token_claims(body: dict[str, Any]) -> dict[str, Any]:

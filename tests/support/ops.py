@@ -29,4 +29,5 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # closes the response it holds (its socket otherwise waits for the GC)
+            return exc.code, exc.read()

@@ -113,7 +113,7 @@ async def test_without_redis_a_delete_drops_the_digest_and_every_tag() -> None:
     value = entry(b'{"a":1}')
     view = await cache.view("a/x")
     await cache.put(view, key("a/x", value), value, SETTINGS)
-    cache.put_tag(view, "v1", value.digest, SETTINGS)
+    await cache.put_tag(view, "v1", value.digest, SETTINGS)
     assert cache.tag(await cache.view("a/x"), "v1") == value.digest
     assert await cache.get(await cache.view("b/y"), key("b/y", value), SETTINGS) is None
     assert await cache.invalidate("a/x", key("a/x", value))
@@ -126,7 +126,7 @@ async def test_without_redis_a_delete_drops_the_digest_and_every_tag() -> None:
 async def test_tag_ttl_zero_learns_no_tag() -> None:
     cache = build_content_cache(None, SECRET)
     view = await cache.view("a/x")
-    cache.put_tag(view, "v1", "sha256:" + "0" * 64, ContentCacheSettings(tag_ttl=0))
+    await cache.put_tag(view, "v1", "sha256:" + "0" * 64, ContentCacheSettings(tag_ttl=0))
     assert cache.tag(view, "v1") is None
 
 
@@ -187,7 +187,7 @@ async def test_an_invalidation_on_one_replica_holds_on_the_other_at_once(
     for cache in (one.cache, two.cache):
         view = await cache.view("a/x")
         await cache.put(view, key("a/x", value), value, SETTINGS)
-        cache.put_tag(view, "v1", value.digest, SETTINGS)
+        await cache.put_tag(view, "v1", value.digest, SETTINGS)
     assert two.cache.tag(await two.cache.view("a/x"), "v1") == value.digest
     await one.cache.invalidate("a/x", key("a/x", value))
     view = await two.cache.view("a/x")
@@ -205,7 +205,7 @@ async def test_a_fill_racing_an_invalidation_is_stale(replica: ReplicaFactory) -
     before = await two.cache.view("a/x")  # read before the PUT lands
     await one.cache.invalidate("a/x", None)
     await two.cache.put(before, key("a/x", value), value, SETTINGS)  # stored after it
-    two.cache.put_tag(before, "v1", value.digest, SETTINGS)
+    await two.cache.put_tag(before, "v1", value.digest, SETTINGS)
     now = await two.cache.view("a/x")
     assert two.cache.tag(now, "v1") is None
     assert await two.cache.get(now, key("a/x", value), SETTINGS) is None
@@ -237,7 +237,7 @@ async def test_a_signed_entry_whose_body_does_not_match_is_refused(
     wrong = ContentEntry(value.media_type, value.digest, value.headers, b'{"wrong":1}')
     assert isinstance(one.cache.shared, RedisContent)
     await one.cache.shared.put(key("a/x", value), (wrong.media_type, wrong.headers, wrong.body),
-                               await one.cache.shared.generation("a/x"), 60)
+                               (await one.cache.shared.generation("a/x"))[0], 60)
     fresh = replica()
     assert await fresh.cache.get(await fresh.cache.view("a/x"), key("a/x", value), SETTINGS) is None
 
@@ -248,7 +248,7 @@ async def test_redis_losing_its_data_makes_every_generation_stale(
     value = entry(b'{"epoch":1}')
     view = await one.cache.view("a/x")
     await one.cache.put(view, key("a/x", value), value, SETTINGS)
-    one.cache.put_tag(view, "v1", value.digest, SETTINGS)
+    await one.cache.put_tag(view, "v1", value.digest, SETTINGS)
     redis_server.client().delete(EPOCH_KEY)  # what a restart without persistence looks like
     now = await one.cache.view("a/x")
     assert now.generation != view.generation
@@ -262,7 +262,7 @@ async def test_redis_down_serves_digests_per_process_and_no_tags(
     value = entry(b'{"outage":1}')
     view = await one.cache.view("a/x")
     await one.cache.put(view, key("a/x", value), value, SETTINGS)
-    one.cache.put_tag(view, "v1", value.digest, SETTINGS)
+    await one.cache.put_tag(view, "v1", value.digest, SETTINGS)
     redis_server.stop()
     try:
         down = await one.cache.view("a/x")
@@ -302,3 +302,46 @@ async def test_lookups_that_arrive_together_share_one_generation_read(
     after = await asyncio.gather(*(one.cache.view(name) for name in ("r/3", "r/4")))
     assert after[0].generation != views[3].generation
     assert after[1].generation == views[4].generation
+
+
+async def test_a_tag_one_replica_learnt_serves_another_under_its_generation(
+        replica: ReplicaFactory, redis_server: RedisServer) -> None:
+    one, two = replica(), replica()
+    value = entry(b'{"shared":"tag"}')
+    await one.cache.put_tag(await one.cache.view("a/x"), "v1", value.digest, SETTINGS)
+    assert two.cache.tag(await two.cache.view("a/x", "v1"), "v1") == value.digest
+    assert two.cache.tag(await two.cache.view("a/x", "v1"), "v2") is None
+    assert two.cache.tag(await two.cache.view("b/y", "v1"), "v1") is None
+    name = next(k for k in redis_server.client().keys("rg:c:t:*"))
+    assert 0 < redis_server.client().ttl(name) <= SETTINGS.tag_ttl
+    await two.cache.invalidate("a/x", None)  # a push through the other replica
+    assert one.cache.tag(await one.cache.view("a/x", "v1"), "v1") is None
+    assert two.cache.tag(await two.cache.view("a/x", "v1"), "v1") is None
+
+
+async def test_a_shared_tag_is_not_learnt_without_redis_sharing_or_a_tag_ttl(
+        replica: ReplicaFactory) -> None:
+    one, two = replica(), replica()
+    view = await one.cache.view("a/x")
+    await one.cache.put_tag(view, "local", "sha256:" + "1" * 64, ContentCacheSettings(redis=False))
+    await one.cache.put_tag(view, "never", "sha256:" + "2" * 64, ContentCacheSettings(tag_ttl=0))
+    assert one.cache.tag(await one.cache.view("a/x"), "local") == "sha256:" + "1" * 64
+    assert two.cache.tag(await two.cache.view("a/x", "local"), "local") is None
+    assert two.cache.tag(await two.cache.view("a/x", "never"), "never") is None
+
+
+async def test_foreign_and_tampered_tags_are_misses(
+        replica: ReplicaFactory, redis_server: RedisServer) -> None:
+    ours, foreign = replica(), replica(secret=b"f" * 32)
+    forged = "sha256:" + "3" * 64
+    await foreign.cache.put_tag(await foreign.cache.view("a/x"), "v1", forged, SETTINGS)
+    assert ours.cache.tag(await ours.cache.view("a/x", "v1"), "v1") is None
+    real = "sha256:" + "4" * 64
+    await ours.cache.put_tag(await ours.cache.view("a/x"), "v1", real, SETTINGS)
+    client = redis_server.client()
+    name = next(k for k in client.keys("rg:c:t:*"))
+    raw = client.get(name)
+    assert isinstance(raw, str) and real in raw
+    client.set(name, raw.replace(real, forged))
+    fresh = replica()
+    assert fresh.cache.tag(await fresh.cache.view("a/x", "v1"), "v1") is None
