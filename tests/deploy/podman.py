@@ -9,15 +9,20 @@ with no default rlimits: runc in a sandbox may refuse to raise them. Nothing it 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from support.docker import DOCKER_CLI, Docker
-from support.procs import CommandError, find_program, remove_tree, run_command
+from support.procs import (
+    CommandError,
+    find_program,
+    kill_processes_mentioning,
+    remove_tree,
+    run_command,
+    unmount_under,
+)
 
 CONTAINERS_CONF = """\
 [containers]
@@ -44,7 +49,7 @@ class Podman:
         probe = run_command([*self.base, "--storage-driver", driver, "info"], env=self.env(),
                             check=False, timeout=60)
         if probe.returncode != 0:  # leave nothing of the failed driver behind
-            _unmount_under(self.workdir)
+            unmount_under(self.workdir)
             remove_tree(self.workdir / "root")
         return probe.returncode == 0
 
@@ -84,29 +89,6 @@ class Podman:
             self.run("rm", "--all", "--force", "--time", "2", check=False, timeout=120)
             self.run("volume", "rm", "--all", "--force", check=False, timeout=120)
         finally:
-            _kill_processes_mentioning(self.workdir)
-            _unmount_under(self.workdir)
+            kill_processes_mentioning(self.workdir)
+            unmount_under(self.workdir)
             remove_tree(self.workdir)
-
-
-def _kill_processes_mentioning(workdir: Path) -> None:
-    """SIGKILL what this podman left (conmon, containers' init): their argv names WORKDIR."""
-    marker = str(workdir).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-
-
-def _unmount_under(workdir: Path) -> None:
-    prefix = str(workdir) + "/"
-    with open("/proc/self/mountinfo") as mounts:
-        points = [line.split()[4] for line in mounts if line.split()[4].startswith(prefix)]
-    for point in sorted(points, key=len, reverse=True):
-        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=30, check=False)

@@ -18,7 +18,14 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .procs import ManagedProcess, find_program, remove_tree, run_command
+from .procs import (
+    ManagedProcess,
+    find_program,
+    kill_processes_mentioning,
+    remove_tree,
+    run_command,
+    unmount_under,
+)
 
 # /usr/local/bin/docker (a newer client) may shadow Debian's; use the one that matches dockerd.
 DOCKER_CLI = "/usr/bin/docker"
@@ -93,8 +100,8 @@ class Dockerd:
                     self._remove_containers()
             self.process.stop(timeout=30.0)
         finally:
-            _kill_processes_mentioning(self.workdir)
-            _unmount_under(self.workdir)
+            kill_processes_mentioning(self.workdir)
+            unmount_under(self.workdir)
             remove_tree(self.workdir)
 
     def _remove_containers(self) -> None:
@@ -200,35 +207,3 @@ def import_busybox(docker: Docker, workdir: Path, name: str = "rg-test/busybox:1
     tar_path.write_bytes(busybox_rootfs_tar())
     docker.run("import", "--change", 'CMD ["/bin/sh"]', str(tar_path), name)
     return name
-
-
-def _kill_processes_mentioning(workdir: Path) -> None:
-    """SIGKILL leftovers of this daemon only (containerd, shims): their argv names ``workdir``."""
-    marker = str(workdir).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-
-
-def _unmount_under(workdir: Path) -> None:
-    """Lazily unmount what dockerd leaves mounted (e.g. ``exec/netns/default``), deepest first."""
-    prefix = str(workdir) + "/"
-    mounts = []
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            point = _unescape_mount(line.split()[4])
-            if point.startswith(prefix):
-                mounts.append(point)
-    for point in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=30, check=False)
-
-
-def _unescape_mount(field: str) -> str:
-    return field.encode().decode("unicode_escape") if "\\" in field else field

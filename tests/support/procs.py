@@ -281,3 +281,36 @@ def _quote(cmd: object) -> str:
     if isinstance(cmd, (list, tuple)):
         return " ".join(str(part) for part in cmd)
     return str(cmd)
+
+
+def kill_processes_mentioning(workdir: Path) -> None:
+    """SIGKILL what a daemon of ours left (containerd, shims, conmon): their argv names ``workdir``."""
+    marker = str(workdir).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def unmount_under(workdir: Path) -> None:
+    """Lazily unmount what a daemon left under ``workdir`` (dockerd's netns, podman's overlays),
+    deepest first."""
+    prefix = str(workdir) + "/"
+    mounts = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            point = _unescape_mount(line.split()[4])
+            if point.startswith(prefix):
+                mounts.append(point)
+    for point in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=30, check=False)
+
+
+def _unescape_mount(field: str) -> str:
+    return field.encode().decode("unicode_escape") if "\\" in field else field
