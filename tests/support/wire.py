@@ -137,12 +137,22 @@ class Leaver:
 
     def __init__(self, port: int, data: bytes) -> None:
         self.port, self.data = port, data
+        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def send(self) -> None:
-        _, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
         self._writer.write(self.data)
         await self._writer.drain()
+
+    async def received(self, wait: float = 0.2) -> bytes:
+        """What the server has answered so far (b"" for nothing yet), for a failure message."""
+        if self._reader is None:
+            return b""
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(wait):
+                return await self._reader.read(4096)
+        return b""
 
     async def leave(self) -> None:
         """Idempotent, so a test's `finally` can make sure no connection outlives it."""
