@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from support.credentials import basic
 from support.gateway import RunningGateway, base_config
+from support.ops import http_answer
 from support.procs import wait_until
 from support.slapd import Slapd, user_dn
 
@@ -47,12 +47,8 @@ def logged_dn(uid: str) -> str:
 def token(gateway: RunningGateway, user: str, password: str) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         f"{gateway.url}/token?service=gateway.test&scope={SCOPE}", headers=basic(user, password))
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:  # closes the response it holds (its socket otherwise waits for the GC)
-            return exc.code, json.loads(exc.read() or b"{}")
+    status, body = http_answer(request, timeout=20)
+    return status, json.loads(body or b"{}")
 
 
 def granted(body: dict[str, Any]) -> list[str]:
@@ -83,23 +79,15 @@ def reload_applied(gateway: RunningGateway, config: dict[str, Any]) -> None:
 
 def v2_status(gateway: RunningGateway, user: str, password: str) -> tuple[int, str]:
     request = urllib.request.Request(f"{gateway.url}/v2/", headers=basic(user, password))
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return int(response.status), ""
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
+    status, body = http_answer(request, timeout=20)
+    return status, "" if status < 400 else body.decode()
 
 
 def post_token(gateway: RunningGateway, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
     data = urllib.parse.urlencode(form).encode()
     request = urllib.request.Request(f"{gateway.url}/token", data=data, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return int(response.status), json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:  # closes the response it holds (its socket otherwise waits for the GC)
-            return exc.code, json.loads(exc.read() or b"{}")
+    status, body = http_answer(request, timeout=20)
+    return status, json.loads(body or b"{}")
 
 
 def token_claims(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The operations tests' gateway: the shared accounts and rules, an audit file, a lockout after
-three failures; and a plain GET that returns error answers instead of raising."""
+three failures; and one request whose error answers are returned instead of raised."""
 
 from __future__ import annotations
 
@@ -24,9 +24,10 @@ def ops_config(upstream_url: str, port: int, directory: Path, **server: Any) -> 
     return config
 
 
-def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+def http_answer(request: str | urllib.request.Request, timeout: float = 10) -> tuple[int, bytes]:
+    """(status, body) of one request (a URL is a GET); a 4xx or 5xx is an answer here."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         with exc:  # closes the response it holds (its socket otherwise waits for the GC)
