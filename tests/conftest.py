@@ -38,8 +38,9 @@ from support.oidc_provider import OidcProvider, start_oidc_provider
 @pytest.fixture(autouse=True)
 def _collect_after_each_test() -> Iterator[None]:
     """With RG_TEST_GC=1, collect garbage after every test, so an unclosed socket or file is
-    reported against the test that left it (with PYTHONTRACEMALLOC=20: where it was made)
-    rather than against whichever later test the collector happens to run in. Off by default:
+    reported against the test that left it (run pytest as `python -X tracemalloc=20 -m pytest`
+    to see where it was made; the PYTHONTRACEMALLOC variable would slow every gateway started
+    too) rather than against whichever later test the collector happens to run in. Off by default:
     it costs about a minute over the suite."""
     yield
     if os.environ.get("RG_TEST_GC") == "1":

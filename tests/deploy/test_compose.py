@@ -15,8 +15,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import pytest
 import yaml
 from support import Docker, Dockerd, free_port, wait_until
 from support.docker import DOCKER_CLI
+from support.ops import http_answer
 from support.procs import find_program, run_command
 
 from deploy.images import DeployImages
@@ -117,12 +116,7 @@ def compose(deploy_images: DeployImages, dockerd: Dockerd,
 
 
 def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://{url}", timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code
+    return http_answer(f"http://{url}", timeout=5)[0]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import json
 import tempfile
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from support import Docker, Dockerd, free_port, wait_until
+from support.ops import http_answer
 from support.procs import CommandError
 
 from deploy.images import DeployImages
@@ -120,13 +120,7 @@ def client(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> Docker
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read()
+    return http_answer(urllib.request.Request(url, headers=headers or {}), timeout=10)
 
 
 def _basic(user: str, password: str) -> dict[str, str]:

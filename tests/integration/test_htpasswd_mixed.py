@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support import Slapd, free_port, run_command
 from support.credentials import basic
 from support.gateway import base_config, running_gateway
+from support.ops import http_answer
 from support.slapd import user_dn
 
 PASSWORD = {"erin": "erin-bcrypt", "heidi": "heidi-md5", "sha-user": "sha-pw",
@@ -52,12 +52,7 @@ def login_status(port: int, user: str, password: str | None = None) -> int:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/token?service=gateway.test",
         headers=basic(user, password or PASSWORD[user]))
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code
+    return http_answer(request, timeout=10)[0]
 
 
 def metric_total(port: int, fragment: str) -> float:
